@@ -1,0 +1,94 @@
+"""Entry point: a click group whose subcommands are imported only when run.
+
+Every error a user can cause ends as one line on stderr and a non-zero exit:
+the KeelError's own exit code, 2 for bad usage, never a traceback
+(``KEEL_DEBUG=1`` shows one).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from keel import __version__
+from keel.errors import KeelError
+
+__all__ = ["cli", "main"]
+
+# name -> "module:attribute", loaded on first use so `keel --help` stays fast.
+COMMANDS = {
+    "init": ("keel.cli.workspace:init_cmd", "Create a workspace (.keel/) here; idempotent."),
+    "data": ("keel.cli.data:data", "Version datasets: add, list, show, log, diff, get, rm."),
+    "verify": (
+        "keel.cli.workspace:verify_cmd",
+        "Check every object and record; exit 1 if any is wrong.",
+    ),
+    "gc": ("keel.cli.workspace:gc_cmd", "Remove objects no record needs."),
+    "quickstart": (
+        "keel.cli.quickstart:quickstart",
+        "Walk through the lifecycle in this folder, narrated.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, _, attr = COMMANDS[name][0].partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="keel")
+def cli() -> None:
+    """keel: version data, track experiments, evaluate on outcomes, serve, monitor, retrain.
+
+    Start with `keel init`, then `keel data add PATH --name NAME`.
+    """
+
+
+def fail(message: str, code: int) -> None:
+    sys.stderr.write(f"keel: error: {message}\n")
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    try:
+        return cli.main(args=argv, prog_name="keel", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        fail("aborted", 130)
+    except click.ClickException as exc:
+        # Usage errors: one line, exit 2, like every other bad input.
+        fail(exc.format_message().replace("\n", " "), 2 if exc.exit_code == 2 else exc.exit_code)
+    except KeelError as exc:
+        if os.environ.get("KEEL_DEBUG"):
+            raise
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.exit(1)
+    except Exception as exc:
+        if os.environ.get("KEEL_DEBUG"):
+            raise
+        fail(f"internal error: {type(exc).__name__}: {exc} (KEEL_DEBUG=1 shows the traceback)", 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,129 @@
+"""``keel data add``: version a file or a folder.
+
+Unchanged files cost a ``stat`` (the stat cache knows their digests); new or
+changed files are read once, hashed while they are written to the object
+store. Objects are made durable before the version record commits, so a crash
+at any moment leaves either the whole version or nothing a record can see.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from keel.data.names import check_name
+from keel.data.scan import ScannedFile, scan
+from keel.data.version import DatasetVersion
+from keel.store.db.peek import dataset_head
+from keel.store.objects.digest import hash_bytes
+from keel.store.objects.files import store_file
+from keel.store.objects.tree import Tree, TreeEntry
+from keel.workspace import Workspace
+
+__all__ = ["Progress", "add"]
+
+# Called with (bytes done, bytes to do) as files are stored.
+Progress = Callable[[int, int], None]
+
+HEAD_REVISION = "0001"  # keel.store.db.migrate.HEAD_REVISION, without importing SQLAlchemy
+
+
+def add(
+    path: str | os.PathLike[str],
+    *,
+    name: str,
+    message: str = "",
+    workspace: Workspace | None = None,
+    progress: Progress | None = None,
+) -> DatasetVersion:
+    """Version the file or folder at ``path`` as dataset ``name``.
+
+    Returns the new version (``is_new=True``), or the head when nothing changed.
+    """
+    check_name(name)
+    if workspace is None:
+        from keel.workspace import connect
+
+        workspace = connect()
+    ws = workspace
+    kind, root, files = scan(path)
+    cache = ws.stat_cache.load_under(root)
+    cached: list[tuple[TreeEntry, ScannedFile]] = []
+    todo: list[ScannedFile] = []
+    for f in files:
+        hit = cache.get(f.path)
+        if hit is not None and hit.matches(f.st):
+            entry = TreeEntry(f.rel, hit.oid, hit.size, f.st.st_mode & 0o777, hit.chunked)
+            cached.append((entry, f))
+        else:
+            todo.append(f)
+
+    if not todo:
+        digest = hash_bytes(Tree(e for e, _ in cached).encode())
+        _, head = dataset_head(ws.settings.db_url, name, HEAD_REVISION)
+        if head is not None and head["digest"] == digest:
+            return DatasetVersion(name=name, **head, workspace=ws)
+
+    hashed_ns = time.time_ns()
+    learned: list[tuple[str, os.stat_result, str, bool]] = []
+    with ws.writing_objects():
+        store = ws.objects
+        # Entries from the cache name objects that gc may have removed since: store those again.
+        entries: list[TreeEntry] = []
+        for entry, f in cached:
+            if store.has(entry.oid):
+                entries.append(entry)
+            else:
+                todo.append(f)
+        total = sum(f.st.st_size for f in todo)
+        done = 0
+        for f in todo:
+            stored = store_file(store, f.path)
+            mode = f.st.st_mode & 0o777
+            entries.append(TreeEntry(f.rel, stored.oid, stored.size, mode, stored.chunked))
+            learned.append((f.path, f.st, stored.oid, stored.chunked))
+            done += f.st.st_size
+            if progress is not None:
+                progress(done, total)
+        tree = Tree(entries)
+        digest = store.put(tree.encode())
+        profile_oid, profile_error = _profile_if_new(ws, name, digest, files)
+        store.commit()
+        from keel.data.catalog import record_version
+
+        version = record_version(
+            ws,
+            name=name,
+            digest=digest,
+            kind=kind,
+            size=tree.size,
+            file_count=len(tree),
+            profile_oid=profile_oid,
+            profile_error=profile_error,
+            message=message,
+            source=root,
+        )
+    ws.stat_cache.record(learned, hashed_ns)
+    return version
+
+
+def _profile_if_new(
+    ws: Workspace, name: str, digest: str, files: list[ScannedFile]
+) -> tuple[str | None, str | None]:
+    _, head = dataset_head(ws.settings.db_url, name, HEAD_REVISION)
+    if head is not None and head["digest"] == digest:
+        return head["profile_oid"], head["profile_error"]
+    from keel.data.profile import profile_files
+
+    profile, error = profile_files([(f.rel, f.path) for f in files])
+    if profile is None:
+        return None, error
+    return ws.objects.put(_json(profile)), error
+
+
+def _json(doc: Any) -> bytes:
+    import json
+
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()

@@ -1,0 +1,98 @@
+"""Pointers and the event log: the only mutable state keel has.
+
+A pointer (a dataset's head, a model alias, a deployment's routing) names a
+record. Moving it writes the new target and appends an event in the same
+transaction, so every state the system was ever in can be named and restored.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, insert, select, update
+
+from keel.store.db.schema import events, pointers
+
+__all__ = ["Event", "actor", "get_pointer", "history", "move_pointer"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One pointer move."""
+
+    id: int
+    at: float
+    actor: str
+    kind: str
+    name: str
+    from_target: str | None
+    to_target: str | None
+    message: str
+
+
+def actor() -> str:
+    """Who is acting: ``KEEL_USER`` or the login name."""
+    name = os.environ.get("KEEL_USER")
+    if name:
+        return name[:128]
+    try:
+        return getpass.getuser()[:128]
+    except (KeyError, OSError):  # pragma: no cover - no passwd entry in some containers
+        return "unknown"
+
+
+def get_pointer(conn: Connection, kind: str, name: str) -> str | None:
+    row = conn.execute(
+        select(pointers.c.target).where(and_(pointers.c.kind == kind, pointers.c.name == name))
+    ).first()
+    return None if row is None else str(row[0])
+
+
+def move_pointer(
+    conn: Connection, kind: str, name: str, target: str | None, message: str = ""
+) -> Event | None:
+    """Point ``kind``/``name`` at ``target`` (None removes it) and log the move.
+
+    Returns the event, or None when the pointer already pointed there.
+    Call inside a write transaction.
+    """
+    now = time.time()
+    before = get_pointer(conn, kind, name)
+    if before == target:
+        return None
+    where = and_(pointers.c.kind == kind, pointers.c.name == name)
+    if target is None:
+        conn.execute(pointers.delete().where(where))
+    elif before is None:
+        conn.execute(insert(pointers).values(kind=kind, name=name, target=target, updated_at=now))
+    else:
+        conn.execute(update(pointers).where(where).values(target=target, updated_at=now))
+    who = actor()
+    result = conn.execute(
+        insert(events).values(
+            at=now,
+            actor=who,
+            kind=kind,
+            name=name,
+            from_target=before,
+            to_target=target,
+            message=message,
+        )
+    )
+    pk = result.inserted_primary_key
+    return Event(int(pk[0]) if pk else 0, now, who, kind, name, before, target, message)
+
+
+def history(conn: Connection, kind: str, name: str, limit: int | None = None) -> list[Event]:
+    """The moves of one pointer, newest first."""
+    query = (
+        select(events)
+        .where(and_(events.c.kind == kind, events.c.name == name))
+        .order_by(events.c.id.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [Event(*row) for row in conn.execute(query)]

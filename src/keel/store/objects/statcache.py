@@ -1,0 +1,107 @@
+"""The stat cache: (path, inode, size, mtime) → digest, so unchanged files are never re-read.
+
+It lives on this machine only (``.keel/cache/stat.sqlite``), because inodes and
+mtimes mean nothing elsewhere. An entry is trusted only when the file's mtime
+is safely older than the moment it was hashed: a file written in the same
+clock tick as its hashing could have changed unseen (git's "racy clean"
+problem), so such an entry is hashed again next time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CachedDigest", "StatCache"]
+
+# File-system timestamps come from a coarse clock (one tick is 1-10 ms): keep a wide margin.
+_RACY_NS = 2_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class CachedDigest:
+    """What the cache remembers of one file."""
+
+    ino: int
+    size: int
+    mtime_ns: int
+    oid: str
+    chunked: bool
+    hashed_ns: int
+
+    def matches(self, st: os.stat_result) -> bool:
+        return (
+            st.st_ino == self.ino
+            and st.st_size == self.size
+            and st.st_mtime_ns == self.mtime_ns
+            and st.st_mtime_ns < self.hashed_ns - _RACY_NS
+        )
+
+
+class StatCache:
+    """A small SQLite table keyed by absolute path.
+
+    >>> import tempfile
+    >>> cache = StatCache(Path(tempfile.mkdtemp()) / "stat.sqlite")
+    >>> cache.load_under("/nowhere")
+    {}
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=OFF")  # a cache: losing it costs a re-hash, nothing more
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, ino INTEGER, size INTEGER,"
+                " mtime_ns INTEGER, oid TEXT, chunked INTEGER, hashed_ns INTEGER) WITHOUT ROWID"
+            )
+            self._db = db
+        return self._db
+
+    def load_under(self, root: str) -> dict[str, CachedDigest]:
+        """Every entry for files below the folder (or file) ``root``."""
+        if not self.path.exists():
+            return {}
+        prefix = root.rstrip("/") + "/"
+        try:
+            rows = self._conn().execute(
+                "SELECT path, ino, size, mtime_ns, oid, chunked, hashed_ns FROM files"
+                " WHERE (path >= ? AND path < ?) OR path = ?",
+                (prefix, prefix[:-1] + "0", root),
+            )
+            return {r[0]: CachedDigest(r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows}
+        except sqlite3.Error:
+            return {}  # a broken cache only costs time
+
+    def record(self, entries: list[tuple[str, os.stat_result, str, bool]], hashed_ns: int) -> None:
+        """Remember digests computed at ``hashed_ns`` (a ``time.time_ns()`` taken before hashing)."""
+        if not entries:
+            return
+        rows = [
+            (path, st.st_ino, st.st_size, st.st_mtime_ns, oid, int(chunked), hashed_ns)
+            for path, st, oid, chunked in entries
+        ]
+        with contextlib.suppress(sqlite3.Error):
+            db = self._conn()
+            db.execute("BEGIN")
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @staticmethod
+    def now_ns() -> int:
+        return time.time_ns()

@@ -1,0 +1,118 @@
+"""A workspace: settings, the metadata store, the object store and the stat cache, opened lazily.
+
+>>> import tempfile
+>>> ws = init(tempfile.mkdtemp())
+>>> (ws.root / ".keel").is_dir()
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from keel.config import KEEL_DIR, Settings, find_workspace, load_settings
+from keel.errors import BadPath
+
+if TYPE_CHECKING:
+    from keel.store.db import Database
+    from keel.store.objects import ObjectStore, StatCache
+
+__all__ = ["Workspace", "connect", "init"]
+
+_CONFIG_TEMPLATE = """\
+# keel workspace settings. Uncomment to grow past one machine.
+# [metadata]
+# url = "postgresql://user@host/db"
+# [objects]
+# url = "s3://bucket/prefix"
+"""
+
+
+class Workspace:
+    """An open workspace. Stores open on first use, so cheap commands stay cheap."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.root
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    @cached_property
+    def db(self) -> Database:
+        from keel.store.db import Database, ensure_schema
+
+        database = Database(self.settings.db_url)
+        ensure_schema(database)
+        return database
+
+    @cached_property
+    def objects(self) -> ObjectStore:
+        from keel.store.objects import open_store
+
+        return open_store(self.settings.store_url)
+
+    @cached_property
+    def stat_cache(self) -> StatCache:
+        from keel.store.objects import StatCache
+
+        return StatCache(self.settings.local_cache / "stat.sqlite")
+
+    @contextlib.contextmanager
+    def writing_objects(self) -> Iterator[None]:
+        """Hold off garbage collection while objects are written and their record commits."""
+        with self._lock(fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def collecting_garbage(self) -> Iterator[None]:
+        """Exclusive: no writer is between writing objects and recording them."""
+        with self._lock(fcntl.LOCK_EX):
+            yield
+
+    @contextlib.contextmanager
+    def _lock(self, mode: int) -> Iterator[None]:
+        path = self.settings.keel_dir / "objects.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.dispose()
+        if "stat_cache" in self.__dict__:
+            self.stat_cache.close()
+
+
+def init(path: str | os.PathLike[str] = ".") -> Workspace:
+    """Create a workspace in ``path`` (idempotent) and migrate its metadata store."""
+    root = Path(path).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise BadPath(f"cannot make a workspace in {root}: it is a file, expected a folder")
+    keel_dir = root / KEEL_DIR
+    for sub in ("objects", "logs", "cache"):
+        (keel_dir / sub).mkdir(parents=True, exist_ok=True)
+    cfg = keel_dir / "config.toml"
+    if not cfg.exists():
+        tmp = keel_dir / f"config.toml.{os.getpid()}.tmp"
+        tmp.write_text(_CONFIG_TEMPLATE)
+        os.replace(tmp, cfg)
+    ws = Workspace(load_settings(root))
+    ws.db  # noqa: B018 - creates and migrates the metadata store now
+    return ws
+
+
+def connect(path: str | os.PathLike[str] | None = None) -> Workspace:
+    """Open the workspace at ``path``, or the one ``KEEL_HOME`` or the current folder leads to."""
+    root = find_workspace(Path(path) if path is not None else None)
+    return Workspace(load_settings(root))
