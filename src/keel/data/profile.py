@@ -44,7 +44,12 @@ def _batches(path: str) -> Iterator[Any]:
         return
     parse = pacsv.ParseOptions(delimiter="\t" if lower.endswith(".tsv") else ",")
     reader = pacsv.open_csv(
-        path, read_options=pacsv.ReadOptions(block_size=8 << 20), parse_options=parse
+        path,
+        read_options=pacsv.ReadOptions(block_size=8 << 20),
+        parse_options=parse,
+        convert_options=pacsv.ConvertOptions(
+            strings_can_be_null=True
+        ),  # "" is missing, as in pandas
     )
     yield from reader
 

@@ -47,7 +47,11 @@ def read_table(version: DatasetVersion, path: str | None = None) -> Any:
             delim = "\t" if lower.endswith(".tsv") else ","
             try:
                 tables.append(
-                    pacsv.read_csv(source, parse_options=pacsv.ParseOptions(delimiter=delim))
+                    pacsv.read_csv(
+                        source,
+                        parse_options=pacsv.ParseOptions(delimiter=delim),
+                        convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+                    )
                 )
             except pa.ArrowInvalid as exc:
                 raise InvalidInput(

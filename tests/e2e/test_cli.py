@@ -1,0 +1,143 @@
+"""The real `keel` executable, as a user drives it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import age, run_keel, write_files
+
+
+@pytest.fixture
+def home(tmp_path):
+    assert run_keel("init", cwd=tmp_path).returncode == 0
+    return tmp_path
+
+
+def test_init_is_idempotent(tmp_path):
+    first = run_keel("init", cwd=tmp_path)
+    assert first.returncode == 0 and "created workspace" in first.stdout
+    again = run_keel("init", "--json", cwd=tmp_path)
+    assert again.returncode == 0 and json.loads(again.stdout)["created"] is False
+
+
+def test_the_data_lifecycle_from_the_shell(home):
+    write_files(home / "data", {"t.csv": "x,plan\n1,a\n2,b\n", "notes.txt": "n"})
+    added = run_keel("data", "add", "data/", "--name", "churn", "-m", "first export", cwd=home)
+    assert added.returncode == 0, added.stderr
+    ref, digest = added.stdout.split()[:2]
+    assert ref == "churn@v1" and len(digest) == 64
+
+    age(home / "data")
+    assert run_keel("data", "add", "data", "--name", "churn", cwd=home).stdout.strip() == (
+        "unchanged, churn@v1"
+    )
+    same = json.loads(run_keel("data", "add", "data", "--name", "churn", "--json", cwd=home).stdout)
+    assert (same["status"], same["ref"], same["digest"]) == ("unchanged", "churn@v1", digest)
+
+    (home / "data" / "t.csv").write_text("x,plan\n1,a\n2,b\n3,c\n")
+    v2 = json.loads(run_keel("data", "add", "data", "--name", "churn", "--json", cwd=home).stdout)
+    assert (v2["status"], v2["ref"]) == ("created", "churn@v2")
+
+    listing = json.loads(run_keel("data", "list", "--json", cwd=home).stdout)
+    assert [(d["name"], d["head"], d["versions"]) for d in listing] == [("churn", "churn@v2", 2)]
+
+    shown = json.loads(run_keel("data", "show", "churn@v1", "--json", cwd=home).stdout)
+    assert shown["message"] == "first export"
+    assert shown["profile"]["tables"][0]["rows"] == 2
+    assert {f["path"] for f in shown["files_list"]} == {"t.csv", "notes.txt"}
+    assert run_keel("data", "show", digest[:8], cwd=home).stdout.startswith("churn@v1")
+
+    log = json.loads(run_keel("data", "log", "churn", "--json", cwd=home).stdout)
+    assert [v["ref"] for v in log["versions"]] == ["churn@v2", "churn@v1"]
+    assert [(m["from"], m["to"]) for m in log["head_moves"]] == [("1", "2"), (None, "1")]
+
+    diff = run_keel("data", "diff", "churn@v1", "churn@v2", cwd=home)
+    assert "1 changed" in diff.stdout and "rows 2 -> 3 (+1)" in diff.stdout
+    assert "new: c" in diff.stdout
+    d = json.loads(run_keel("data", "diff", "churn@v1", "churn@v2", "--json", cwd=home).stdout)
+    assert d["files"]["changed"][0]["path"] == "t.csv"
+
+    got = run_keel("data", "get", "churn@v1", "--out", "restored", "--json", cwd=home)
+    assert got.returncode == 0, got.stderr
+    assert sum(json.loads(got.stdout)["methods"].values()) == 2
+    assert (home / "restored" / "t.csv").read_text() == "x,plan\n1,a\n2,b\n"
+
+    verify = run_keel("verify", "--json", cwd=home)
+    assert verify.returncode == 0 and json.loads(verify.stdout)["ok"] is True
+    gc = json.loads(run_keel("gc", "--dry-run", "--json", cwd=home).stdout)
+    assert gc["objects_removed"] == 0 and gc["dry_run"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["data", "add", "missing", "--name", "x"], "no such file or folder: missing"),
+        (["data", "add", ".", "--name", "a b"], "invalid dataset name 'a b'"),
+        (["data", "add", ".", "--name", "a/b"], "invalid dataset name 'a/b'"),
+        (["data", "show", "churn@v9"], "no dataset named 'churn'"),
+        (["data", "show", "bad@ref@x"], "invalid"),
+        (["data", "get", "x@v1"], "Missing option '--out'"),
+        (["data", "frobnicate"], "No such command 'frobnicate'"),
+        (["data", "add", "."], "Missing option '--name'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(home, args, message):
+    result = run_keel(*args, cwd=home)
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("keel: error: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_unknown_version_names_what_exists(home):
+    write_files(home / "d", {"a.txt": "a"})
+    run_keel("data", "add", "d", "--name", "churn", cwd=home)
+    result = run_keel("data", "get", "churn@v9", "--out", "x", cwd=home)
+    assert result.returncode == 2
+    assert result.stderr == "keel: error: churn has no version v9; its versions are v1..v1\n"
+    assert not (home / "x").exists()
+
+
+def test_outside_a_workspace_says_how_to_make_one(tmp_path):
+    result = run_keel("data", "list", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "run `keel init`" in result.stderr
+
+
+def test_keel_home_points_at_a_workspace(home, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    result = run_keel("data", "list", "--json", cwd=elsewhere, env={"KEEL_HOME": str(home)})
+    assert result.returncode == 0 and json.loads(result.stdout) == []
+
+
+def test_help_loads_no_heavy_library():
+    code = (
+        "import sys\n"
+        "from keel.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('sqlalchemy', 'pyarrow', 'numpy', 'pandas', 'rich', 'alembic')"
+        " if m in sys.modules]\n"
+        "print('heavy=' + ','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "heavy="
+
+
+def test_quickstart_runs_the_narrated_lifecycle(tmp_path):
+    result = run_keel("quickstart", "--rows", "2000", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for phrase in (
+        "churn@v1",
+        "unchanged: churn@v1",
+        "churn@v2",
+        "plan has a new value: student",
+        "restored 2 files",
+        "ok:",
+    ):
+        assert phrase in result.stdout
+    again = run_keel("quickstart", "--rows", "2000", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
