@@ -55,7 +55,7 @@ def add(
     for f in files:
         hit = cache.get(f.path)
         if hit is not None and hit.matches(f.st):
-            entry = TreeEntry(f.rel, hit.oid, hit.size, f.st.st_mode & 0o777, hit.chunked)
+            entry = TreeEntry(f.rel, hit.oid, hit.size, f.st.st_mode & 0o777, bool(hit.chunked))
             cached.append((entry, f))
         else:
             todo.append(f)

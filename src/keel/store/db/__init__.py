@@ -1,18 +1,26 @@
-"""The metadata store: records, pointers and the event log, on SQLite or PostgreSQL."""
+"""The metadata store: records, pointers and the event log, on SQLite or PostgreSQL.
+
+Names load on first use: ``keel.store.db.peek`` must stay importable without
+SQLAlchemy (it answers "is this data unchanged?" faster than SQLAlchemy imports).
+"""
 
 from __future__ import annotations
 
-from keel.store.db.engine import Database, normalize_url
-from keel.store.db.migrate import HEAD_REVISION, current_revision, ensure_schema
-from keel.store.db.pointers import Event, actor, get_pointer, history, move_pointer
-from keel.store.db.schema import (
-    dataset_versions,
-    datasets,
-    events,
-    metadata,
-    object_refs,
-    pointers,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from keel.store.db.engine import Database, normalize_url
+    from keel.store.db.migrate import HEAD_REVISION, current_revision, ensure_schema
+    from keel.store.db.pointers import Event, actor, get_pointer, history, move_pointer
+    from keel.store.db.schema import (
+        dataset_versions,
+        datasets,
+        events,
+        metadata,
+        object_refs,
+        pointers,
+    )
 
 __all__ = [
     "HEAD_REVISION",
@@ -32,3 +40,34 @@ __all__ = [
     "object_refs",
     "pointers",
 ]
+
+_WHERE = {
+    "Database": "engine",
+    "normalize_url": "engine",
+    "HEAD_REVISION": "migrate",
+    "current_revision": "migrate",
+    "ensure_schema": "migrate",
+    "Event": "pointers",
+    "actor": "pointers",
+    "get_pointer": "pointers",
+    "history": "pointers",
+    "move_pointer": "pointers",
+    "dataset_versions": "schema",
+    "datasets": "schema",
+    "events": "schema",
+    "metadata": "schema",
+    "object_refs": "schema",
+    "pointers": "schema",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _WHERE[name]
+    except KeyError:
+        raise AttributeError(f"module 'keel.store.db' has no attribute {name!r}") from None
+    return getattr(importlib.import_module(f"keel.store.db.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
