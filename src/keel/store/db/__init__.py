@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from keel.store.db.engine import Database, normalize_url
     from keel.store.db.migrate import HEAD_REVISION, current_revision, ensure_schema
-    from keel.store.db.pointers import Event, actor, get_pointer, history, move_pointer
+    from keel.store.db.moves import Event, actor, get_pointer, history, move_pointer
     from keel.store.db.schema import (
         dataset_versions,
         datasets,
@@ -47,11 +47,11 @@ _WHERE = {
     "HEAD_REVISION": "migrate",
     "current_revision": "migrate",
     "ensure_schema": "migrate",
-    "Event": "pointers",
-    "actor": "pointers",
-    "get_pointer": "pointers",
-    "history": "pointers",
-    "move_pointer": "pointers",
+    "Event": "moves",
+    "actor": "moves",
+    "get_pointer": "moves",
+    "history": "moves",
+    "move_pointer": "moves",
     "dataset_versions": "schema",
     "datasets": "schema",
     "events": "schema",
