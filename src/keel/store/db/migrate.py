@@ -20,11 +20,10 @@ from sqlalchemy.exc import DBAPIError
 
 from keel.errors import StorageError
 from keel.store.db.engine import Database
+from keel.store.db.revision import HEAD_REVISION, KNOWN_REVISIONS
 
 __all__ = ["HEAD_REVISION", "current_revision", "ensure_schema"]
 
-HEAD_REVISION = "0001"
-_KNOWN = ("0001",)
 _PG_LOCK_KEY = 0x6B65656C  # "keel"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -56,7 +55,7 @@ def ensure_schema(db: Database) -> None:
 
 
 def _refuse_newer(rev: str | None) -> None:
-    if rev is not None and rev not in _KNOWN:
+    if rev is not None and rev not in KNOWN_REVISIONS:
         raise StorageError(
             f"the metadata store is at schema revision {rev}, newer than this keel knows "
             f"({HEAD_REVISION}); upgrade keel"
@@ -90,17 +89,17 @@ def _migration_lock(db: Database) -> Iterator[None]:
 
 
 def _upgrade(db: Database) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
     with db.engine.connect() as conn:
         rev = current_revision(conn)
         conn.rollback()
         if rev == HEAD_REVISION:
             return  # another process finished while we waited for the lock
         _refuse_newer(rev)
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
         conn = conn.execution_options(keel_write=True)
         with conn.begin():
             cfg.attributes["connection"] = conn

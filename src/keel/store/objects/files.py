@@ -96,7 +96,7 @@ def read_chunk_list(store: ObjectStore, oid: str) -> list[tuple[str, int]]:
         if doc.get("format") != _FORMAT:
             raise ValueError(f"format {doc.get('format')!r}")
         return [(str(c), int(n)) for c, n in doc["chunks"]]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         raise StorageError(f"object {oid} is not a keel chunk list: {exc}") from exc
 
 

@@ -58,7 +58,10 @@ class MemoryObjectStore:
         self.objects.pop(oid, None)
 
     def check(self, oid: str) -> str | None:
-        actual = hash_bytes(self.objects[oid])
+        try:
+            actual = hash_bytes(self.objects[oid])
+        except KeyError:
+            raise MissingObject(oid) from None
         return None if actual == oid else actual
 
     def local_path(self, oid: str) -> Path | None:

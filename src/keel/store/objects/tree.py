@@ -46,7 +46,7 @@ def check_relpath(path: str) -> str:
         not path
         or path.startswith("/")
         or norm != path
-        or norm == ".."
+        or norm in ("..", ".")
         or norm.startswith("../")
         or "\\" in path
         or "\x00" in path
@@ -106,6 +106,8 @@ class Tree:
                 TreeEntry(check_relpath(p), oid, int(size), int(mode), bool(chunked))
                 for p, oid, size, mode, chunked in doc["entries"]
             ]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if len({e.path for e in entries}) != len(entries):
+                raise ValueError("a path appears twice")
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, BadPath) as exc:
             raise StorageError(f"not a keel tree manifest: {exc}") from exc
         return cls(entries)
