@@ -19,17 +19,34 @@ if TYPE_CHECKING:
     from keel import data, errors
     from keel.data import DatasetVersion
     from keel.errors import KeelError
+    from keel.track import Run, active_run, start_run
+    from keel.track.records import RunRecord
     from keel.workspace import Workspace, connect, init
 
 __all__ = [
     "DatasetVersion",
     "KeelError",
+    "Run",
+    "RunRecord",
     "Workspace",
     "__version__",
+    "active_run",
+    "autolog",
     "connect",
     "data",
+    "end_run",
     "errors",
+    "get_run",
     "init",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "search_runs",
+    "set_tag",
+    "set_tags",
+    "start_run",
 ]
 
 _LAZY = {
@@ -40,7 +57,92 @@ _LAZY = {
     "Workspace": ("keel.workspace", "Workspace"),
     "connect": ("keel.workspace", "connect"),
     "init": ("keel.workspace", "init"),
+    "Run": ("keel.track", "Run"),
+    "RunRecord": ("keel.track.records", "RunRecord"),
+    "active_run": ("keel.track", "active_run"),
+    "start_run": ("keel.track", "start_run"),
+    "autolog": ("keel.track.autolog", "autolog"),
 }
+
+
+# Module-level twins of the active run's methods, for notebooks (as MLflow users expect).
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Log a metric on the active run."""
+    from keel.track.run import require_active
+
+    require_active().log_metric(key, value, step)
+
+
+def log_metrics(values: dict[str, float], step: int | None = None) -> None:
+    """Log several metrics on the active run."""
+    from keel.track.run import require_active
+
+    require_active().log_metrics(values, step)
+
+
+def log_param(key: str, value: Any) -> None:
+    """Log a parameter on the active run."""
+    from keel.track.run import require_active
+
+    require_active().log_param(key, value)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log parameters on the active run."""
+    from keel.track.run import require_active
+
+    require_active().log_params(params)
+
+
+def set_tag(key: str, value: Any) -> None:
+    """Set a tag on the active run."""
+    from keel.track.run import require_active
+
+    require_active().set_tag(key, value)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    """Set tags on the active run."""
+    from keel.track.run import require_active
+
+    require_active().set_tags(tags)
+
+
+def log_artifact(path: str, name: str | None = None) -> str:
+    """Store a file or folder with the active run."""
+    from keel.track.run import require_active
+
+    return require_active().log_artifact(path, name)
+
+
+def end_run(status: str = "finished") -> None:
+    """End the active run."""
+    from keel.track.run import require_active
+
+    require_active().end(status)
+
+
+def get_run(ref: str, *, workspace: Workspace | None = None) -> RunRecord:
+    """Read a run back by id, id prefix or name: params, metrics, inputs, code, environment."""
+    from keel.track.records import get_run as _get
+    from keel.workspace import connect
+
+    return _get(workspace or connect(), ref)
+
+
+def search_runs(
+    filter: str | None = None,
+    *,
+    sort: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    workspace: Workspace | None = None,
+) -> Any:
+    """Runs matching a filter such as ``metrics.auc > 0.9 and params.depth = 6``."""
+    from keel.track.search import search_runs as _search
+    from keel.workspace import connect
+
+    return _search(workspace or connect(), filter, sort, limit, offset)
 
 
 def __getattr__(name: str) -> Any:

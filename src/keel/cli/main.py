@@ -28,6 +28,11 @@ COMMANDS = {
         "Check every object and record; exit 1 if any is wrong.",
     ),
     "gc": ("keel.cli.workspace:gc_cmd", "Remove objects no record needs."),
+    "runs": ("keel.cli.runs:runs", "Experiment runs: list, show, compare, metrics."),
+    "reproduce": (
+        "keel.cli.runs:reproduce_cmd",
+        "Re-run a run from its record and compare; exit 1 if it differs.",
+    ),
     "quickstart": (
         "keel.cli.quickstart:quickstart",
         "Walk through the lifecycle in this folder, narrated.",

@@ -17,6 +17,7 @@ from keel.data.names import check_name
 from keel.data.scan import ScannedFile, scan
 from keel.data.version import DatasetVersion
 from keel.store.db.peek import dataset_head
+from keel.store.db.revision import HEAD_REVISION
 from keel.store.objects.digest import hash_bytes
 from keel.store.objects.files import store_file
 from keel.store.objects.tree import Tree, TreeEntry
@@ -26,8 +27,6 @@ __all__ = ["Progress", "add"]
 
 # Called with (bytes done, bytes to do) as files are stored.
 Progress = Callable[[int, int], None]
-
-HEAD_REVISION = "0001"  # keel.store.db.migrate.HEAD_REVISION, without importing SQLAlchemy
 
 
 def add(

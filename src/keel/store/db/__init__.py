@@ -18,8 +18,16 @@ if TYPE_CHECKING:
         datasets,
         events,
         metadata,
+        metric_chunks,
+        metric_keys,
         object_refs,
         pointers,
+        run_artifacts,
+        run_inputs,
+        run_metrics,
+        run_params,
+        run_tags,
+        runs,
     )
 
 __all__ = [
@@ -35,10 +43,18 @@ __all__ = [
     "get_pointer",
     "history",
     "metadata",
+    "metric_chunks",
+    "metric_keys",
     "move_pointer",
     "normalize_url",
     "object_refs",
     "pointers",
+    "run_artifacts",
+    "run_inputs",
+    "run_metrics",
+    "run_params",
+    "run_tags",
+    "runs",
 ]
 
 _WHERE = {
@@ -52,20 +68,15 @@ _WHERE = {
     "get_pointer": "moves",
     "history": "moves",
     "move_pointer": "moves",
-    "dataset_versions": "schema",
-    "datasets": "schema",
-    "events": "schema",
-    "metadata": "schema",
-    "object_refs": "schema",
-    "pointers": "schema",
 }
 
 
 def __getattr__(name: str) -> Any:
-    try:
-        module = _WHERE[name]
-    except KeyError:
-        raise AttributeError(f"module 'keel.store.db' has no attribute {name!r}") from None
+    module = _WHERE.get(name)
+    if module is None and name in __all__:
+        module = "schema"  # every table
+    if module is None:
+        raise AttributeError(f"module 'keel.store.db' has no attribute {name!r}")
     return getattr(importlib.import_module(f"keel.store.db.{module}"), name)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -20,7 +21,22 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["dataset_versions", "datasets", "events", "metadata", "object_refs", "pointers"]
+__all__ = [
+    "dataset_versions",
+    "datasets",
+    "events",
+    "metadata",
+    "metric_chunks",
+    "metric_keys",
+    "object_refs",
+    "pointers",
+    "run_artifacts",
+    "run_inputs",
+    "run_metrics",
+    "run_params",
+    "run_tags",
+    "runs",
+]
 
 metadata = MetaData()
 
@@ -90,4 +106,115 @@ object_refs = Table(
     Column("shape", String(8), nullable=False),  # "blob", "tree" or "chunks"
     Column("label", String(300), nullable=False),  # what a person calls the owner: churn@v3
     Index("ix_object_refs_oid", "oid"),
+)
+
+# -- experiment tracking (revision 0002) ---------------------------------------
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),  # uuid4 hex; people use a prefix
+    Column("name", String(250), nullable=False),
+    Column("experiment", String(128), nullable=False),
+    Column("status", String(16), nullable=False),  # running finished failed killed crashed
+    Column("created_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("heartbeat_interval", Float, nullable=False),
+    Column("user", String(128), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("command", Text, nullable=False),  # JSON: {"python": …, "argv": […]}
+    Column("cwd", Text, nullable=False),  # relative to the repository root when in one
+    Column("repo_root", Text, nullable=True),
+    Column("git_commit", String(40), nullable=True),
+    Column("git_branch", String(255), nullable=True),
+    Column("git_remote", Text, nullable=True),
+    Column("git_dirty", Integer, nullable=False, default=0),
+    Column("patch_oid", String(64), nullable=True),  # uncommitted tracked changes (a patch)
+    Column("untracked_oid", String(64), nullable=True),  # untracked files (a tree)
+    Column("environment_oid", String(64), nullable=True),
+    Column("seeds", Text, nullable=False, default="{}"),
+    Column("error", Text, nullable=True),  # the traceback of a failed run
+    Column("reproduction_of", String(32), nullable=True),
+    Index("ix_runs_created_at", "created_at"),
+    Index("ix_runs_status", "status"),
+    Index("ix_runs_experiment", "experiment"),
+)
+
+run_params = Table(
+    "run_params",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),  # as logged, JSON-encoded
+    Column("value_num", Float, nullable=True),  # numeric view, for comparisons
+    Index("ix_run_params_key_num", "key", "value_num"),
+)
+
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("ix_run_tags_key_value", "key", "value"),
+)
+
+metric_keys = Table(
+    "metric_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(250), nullable=False, unique=True),
+)
+
+# Every point, stored as columnar chunks: one row per metric per flush, holding
+# little-endian arrays of steps (int64), timestamps and values (float64). A
+# flush of 100,000 points is a few inserts; NaN and infinities keep their bits.
+metric_chunks = Table(
+    "metric_chunks",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True),
+    Column("key_id", Integer, ForeignKey("metric_keys.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("steps", LargeBinary, nullable=False),
+    Column("timestamps", LargeBinary, nullable=False),
+    Column("values", LargeBinary, nullable=False),
+)
+
+# The last, lowest and highest value of each metric of each run: what queries filter and sort on.
+run_metrics = Table(
+    "run_metrics",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True),
+    Column("key_id", Integer, ForeignKey("metric_keys.id"), primary_key=True),
+    Column("value", Float, nullable=True),  # NULL: the last value was NaN
+    Column("step", BigInteger, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("min_value", Float, nullable=True),
+    Column("max_value", Float, nullable=True),
+    Column("count", Integer, nullable=False),
+    Index("ix_run_metrics_key_value", "key_id", "value"),
+)
+
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True),
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True),
+    Column("used_at", Float, nullable=False),
+    Index("ix_run_inputs_version", "dataset_version_id"),
+)
+
+run_artifacts = Table(
+    "run_artifacts",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True),
+    Column("path", String(1000), primary_key=True),
+    Column("oid", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("chunked", Integer, nullable=False),
+    Column("logged_at", Float, nullable=False),
 )

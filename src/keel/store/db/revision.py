@@ -1,0 +1,8 @@
+"""The schema revision this keel expects. A leaf: importable without SQLAlchemy."""
+
+from __future__ import annotations
+
+__all__ = ["HEAD_REVISION", "KNOWN_REVISIONS"]
+
+KNOWN_REVISIONS = ("0001", "0002")
+HEAD_REVISION = KNOWN_REVISIONS[-1]

@@ -1,0 +1,101 @@
+"""``keel.autolog()``: record scikit-learn training without changing the training code.
+
+Every estimator's ``fit`` is wrapped. The outermost ``fit`` (not the ones a
+Pipeline or a search calls inside it) logs the estimator's parameters, the
+training duration, and the training score (accuracy for classifiers, R² for
+regressors), on the active run or on a run it starts and ends itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from typing import Any
+
+from keel.errors import InvalidInput
+
+__all__ = ["autolog"]
+
+_STATE = threading.local()
+_PATCHED: dict[type, Any] = {}
+
+
+def _flat_params(estimator: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in estimator.get_params(deep=True).items():
+        if isinstance(value, int | float | str | bool) or value is None:
+            out[key.replace("__", ".")] = value
+        else:
+            out[key.replace("__", ".")] = type(value).__name__
+    return out
+
+
+def _wrap(cls: type) -> Any:
+    original = cls.__dict__["fit"]
+
+    @functools.wraps(original)
+    def fit(self: Any, X: Any, y: Any = None, *args: Any, **kwargs: Any) -> Any:
+        depth = getattr(_STATE, "depth", 0)
+        if depth > 0:
+            return original(self, X, y, *args, **kwargs)
+        from keel.track.run import active_run, start_run
+
+        run = active_run()
+        own = run is None
+        if run is None:
+            run = start_run(name=f"autolog-{type(self).__name__}")
+        _STATE.depth = depth + 1
+        started = time.perf_counter()
+        try:
+            result = original(self, X, y, *args, **kwargs)
+        except BaseException:
+            _STATE.depth = depth
+            if own:
+                run.end("failed", error="fit raised")
+            raise
+        _STATE.depth = depth
+        try:
+            run.log_params({f"{type(self).__name__}.{k}": v for k, v in _flat_params(self).items()})
+        except InvalidInput:
+            pass  # fitted twice in one run with other params: the first fit's stay
+        run.set_tags({"estimator": f"{type(self).__module__}.{type(self).__name__}"})
+        metrics = {"training_duration_s": time.perf_counter() - started}
+        if y is not None and hasattr(self, "score"):
+            try:
+                name = (
+                    "training_accuracy"
+                    if getattr(self, "_estimator_type", "") == "classifier"
+                    else "training_score"
+                )
+                metrics[name] = float(self.score(X, y))
+            except Exception:  # noqa: BLE001, S110 - some estimators cannot score their input
+                pass
+        run.log_metrics(metrics)
+        if own:
+            run.end("finished")
+        return result
+
+    return fit
+
+
+def autolog(*, disable: bool = False) -> int:
+    """Wrap ``fit`` of every scikit-learn estimator; returns how many classes are wrapped."""
+    try:
+        from sklearn.utils import all_estimators
+    except ImportError:
+        raise InvalidInput("keel.autolog() needs scikit-learn: pip install scikit-learn") from None
+    if disable:
+        for cls, original in _PATCHED.items():
+            setattr(cls, "fit", original)  # noqa: B010
+        count = len(_PATCHED)
+        _PATCHED.clear()
+        return count
+    for _name, estimator in all_estimators():
+        # Wrap the class that defines fit (often a base such as BaseForest), once.
+        owner = next((k for k in estimator.__mro__ if "fit" in k.__dict__), None)
+        if owner is None or owner in _PATCHED:
+            continue
+        _PATCHED[owner] = owner.__dict__["fit"]
+        setattr(owner, "fit", _wrap(owner))  # noqa: B010 - patching a class attribute
+    return len(_PATCHED)

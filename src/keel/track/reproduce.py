@@ -1,0 +1,319 @@
+"""``keel reproduce RUN``: re-create a run from its record and say whether it came out the same.
+
+1. Check out the recorded commit in a temporary git worktree, apply the
+   recorded patch and write the recorded untracked files.
+2. Check the input dataset versions still exist; materialize each at the
+   path it was added from when that path lies inside the repository.
+3. Warn about environment differences (Python, package versions).
+4. Re-run the recorded command there, as a new run linked to the original
+   (``reproduction_of``), against the same workspace.
+5. Compare: artifact digests and metrics all equal → ``identical``; metrics
+   within the tolerance → ``reproduced``; otherwise ``differs``, with exactly
+   what differs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from keel.errors import InvalidInput, KeelError, NotFound
+from keel.track.records import RunRecord, get_run
+
+if TYPE_CHECKING:
+    from keel.workspace import Workspace
+
+__all__ = ["CannotReproduce", "Reproduction", "reproduce"]
+
+
+class CannotReproduce(InvalidInput):
+    """Something the run needs is gone: its commit, its data, or a command to re-run."""
+
+
+@dataclass
+class Reproduction:
+    """The outcome of ``reproduce``."""
+
+    original: str
+    reproduction: str | None
+    verdict: str  # identical, reproduced, differs, failed
+    tolerance: float
+    returncode: int
+    differences: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    environment_differences: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict in ("identical", "reproduced")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "original": self.original,
+            "reproduction": self.reproduction,
+            "verdict": self.verdict,
+            "ok": self.ok,
+            "tolerance": self.tolerance,
+            "returncode": self.returncode,
+            "differences": self.differences,
+            "notes": self.notes,
+            "environment_differences": self.environment_differences,
+        }
+
+
+def _git(args: list[str], cwd: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def _repository(rec: RunRecord) -> str:
+    commit = rec.code.get("commit")
+    if commit is None:
+        raise CannotReproduce(
+            f"run {rec.id[:8]} was not started in a git repository with a commit; "
+            "there is no code to check out"
+        )
+    candidates = [rec.code.get("repo_root"), os.getcwd()]
+    for folder in candidates:
+        if folder and Path(folder).is_dir():
+            top = _git(["rev-parse", "--show-toplevel"], folder)
+            if top.returncode == 0:
+                root = top.stdout.strip()
+                if _git(["cat-file", "-e", f"{commit}^{{commit}}"], root).returncode == 0:
+                    return root
+    raise CannotReproduce(
+        f"run {rec.id[:8]} needs commit {commit[:12]}, which is not in this repository "
+        "(fetch it, or run keel reproduce inside the repository that has it)"
+    )
+
+
+def _command(rec: RunRecord, repo_root: str, worktree: Path) -> list[str]:
+    argv = list(rec.command.get("argv") or [])
+    if not argv or argv[0] in ("", "-c") or "ipykernel" in argv[0]:
+        raise CannotReproduce(
+            f"run {rec.id[:8]} was started from an interactive session or `python -c` "
+            f"(argv {argv!r}); only a script or module run can be re-run"
+        )
+    if argv[0] != "-m":
+        script = Path(argv[0])
+        if script.is_absolute():
+            try:
+                argv[0] = str(worktree / script.relative_to(repo_root))
+            except ValueError:
+                pass  # a script outside the repository: run it where it is
+    return [sys.executable, *argv]
+
+
+def _check_inputs(ws: Workspace, rec: RunRecord) -> list[Any]:
+    from keel.data.catalog import resolve
+    from keel.errors import MissingObject
+    from keel.store.walk import children
+
+    versions = []
+    for item in rec.inputs:
+        version = resolve(ws, item["ref"])
+        if version.deleted_at is not None:
+            raise CannotReproduce(
+                f"input {version.ref} of run {rec.id[:8]} was removed (keel data rm); "
+                "its data may be gone"
+            )
+        try:
+            for oid, shape in children(ws.objects, version.digest, "tree"):
+                if not ws.objects.has(oid):
+                    raise MissingObject(oid)
+                if shape == "chunks":
+                    for chunk, _ in children(ws.objects, oid, "chunks"):
+                        if not ws.objects.has(chunk):
+                            raise MissingObject(chunk)
+        except MissingObject as exc:
+            raise CannotReproduce(
+                f"input {version.ref} of run {rec.id[:8]} was garbage-collected "
+                f"(object {exc.oid[:12]} is gone)"
+            ) from None
+        versions.append(version)
+    return versions
+
+
+def _prepare(
+    ws: Workspace, rec: RunRecord, repo_root: str, worktree: Path, inputs: list[Any]
+) -> list[str]:
+    notes = []
+    added = _git(["worktree", "add", "--detach", str(worktree), str(rec.code["commit"])], repo_root)
+    if added.returncode != 0:
+        raise KeelError(f"git worktree add failed: {added.stderr.strip()}")
+    patch = rec.patch()
+    if patch:
+        patch_file = worktree.parent / "keel-run.patch"
+        patch_file.write_bytes(patch)
+        applied = _git(["apply", "--binary", "--whitespace=nowarn", str(patch_file)], worktree)
+        if applied.returncode != 0:
+            raise KeelError(f"the recorded patch does not apply: {applied.stderr.strip()}")
+    untracked = rec.code.get("untracked_oid")
+    if untracked:
+        from keel.store.objects import Tree, write_content
+
+        for entry in Tree.decode(ws.objects.get(untracked)):
+            dest = worktree / entry.path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.exists():
+                write_content(ws.objects, entry.oid, entry.chunked, str(dest), entry.mode)
+    for version in inputs:
+        try:
+            rel = Path(version.source).relative_to(repo_root)
+        except ValueError:
+            continue  # added from outside the repository: the code reads it through keel
+        dest = worktree / rel
+        if dest.exists():
+            notes.append(f"{version.ref}: {rel} exists in the checkout; left as it is")
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        version.materialize(str(dest), link="copy")
+        notes.append(f"{version.ref} materialized at {rel}")
+    return notes
+
+
+def _same(a: Any, b: Any, tolerance: float) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) and math.isnan(b):
+            return True
+        return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
+    return bool(a == b)
+
+
+def compare(
+    original: RunRecord, again: RunRecord, tolerance: float
+) -> tuple[str, list[str], list[str]]:
+    """(verdict, differences, notes) between a run and its reproduction."""
+    differences: list[str] = []
+    notes: list[str] = []
+    for key in sorted(set(original.params) | set(again.params)):
+        a, b = original.params.get(key), again.params.get(key)
+        if a != b:
+            differences.append(f"param {key}: {a!r} -> {b!r}")
+    if sorted(i["ref"] for i in original.inputs) != sorted(i["ref"] for i in again.inputs):
+        differences.append(
+            f"inputs: {[i['ref'] for i in original.inputs]} -> {[i['ref'] for i in again.inputs]}"
+        )
+    exact = True
+    for key in sorted(set(original.metrics) | set(again.metrics)):
+        a = original.metrics.get(key, {}).get("last")
+        b = again.metrics.get(key, {}).get("last")
+        if a is None or b is None:
+            differences.append(f"metric {key}: {a!r} -> {b!r}")
+            continue
+        if not _same(a, b, 0.0):
+            exact = False
+            if not _same(a, b, tolerance):
+                differences.append(f"metric {key}: {a!r} -> {b!r} (beyond tolerance {tolerance})")
+            else:
+                notes.append(f"metric {key}: {a!r} -> {b!r} (within tolerance)")
+    arts_a = {x["path"]: x["oid"] for x in original.artifacts}
+    arts_b = {x["path"]: x["oid"] for x in again.artifacts}
+    artifacts_equal = arts_a == arts_b
+    for path in sorted(set(arts_a) | set(arts_b)):
+        if arts_a.get(path) != arts_b.get(path):
+            a_oid, b_oid = arts_a.get(path), arts_b.get(path)
+            notes.append(
+                f"artifact {path}: {a_oid[:12] if a_oid else 'absent'} -> "
+                f"{b_oid[:12] if b_oid else 'absent'}"
+            )
+    if differences:
+        return "differs", differences + [n for n in notes if n.startswith("artifact")], notes
+    if artifacts_equal and exact:
+        return "identical", differences, notes
+    return "reproduced", differences, notes
+
+
+def reproduce(
+    ws: Workspace,
+    ref: str,
+    *,
+    tolerance: float = 1e-9,
+    keep: bool = False,
+    output: IO[str] | None = None,
+    timeout: float | None = None,
+) -> Reproduction:
+    """Re-run ``ref`` from its record and compare. Raises CannotReproduce when something is gone."""
+    from keel.track.capture import capture_environment, environment_differences
+
+    if not (0 <= tolerance < 1):
+        raise InvalidInput(f"invalid tolerance {tolerance}: expected a number from 0 up to 1")
+    rec = get_run(ws, ref)
+    repo_root = _repository(rec)
+    inputs = _check_inputs(ws, rec)
+    env_diff = environment_differences(rec.environment or {}, capture_environment())
+    scratch = Path(tempfile.mkdtemp(prefix=f"keel-reproduce-{rec.id[:8]}-"))
+    worktree = scratch / "checkout"
+    try:
+        notes = _prepare(ws, rec, repo_root, worktree, inputs)
+        cmd = _command(rec, repo_root, worktree)
+        cwd = worktree / str(rec.code.get("cwd") or ".")
+        started = time.time()
+        env = {**os.environ, "KEEL_HOME": str(ws.root), "KEEL_REPRODUCTION_OF": rec.id}
+        proc = subprocess.run(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=output or sys.stdout,
+            stderr=output or sys.stderr,
+            check=False,
+            timeout=timeout,
+        )
+        again = _find_reproduction(ws, rec.id, started)
+        if again is None:
+            return Reproduction(
+                rec.id,
+                None,
+                "failed",
+                tolerance,
+                proc.returncode,
+                [f"the command exited {proc.returncode} and recorded no keel run"],
+                notes,
+                env_diff,
+            )
+        verdict, differences, more = compare(rec, again, tolerance)
+        if proc.returncode != 0 or again.status != "finished":
+            verdict = "failed"
+            differences.insert(0, f"the reproduction ended {again.status} (exit {proc.returncode})")
+        return Reproduction(
+            rec.id,
+            again.id,
+            verdict,
+            tolerance,
+            proc.returncode,
+            differences,
+            notes + more,
+            env_diff,
+        )
+    finally:
+        if not keep:
+            _git(["worktree", "remove", "--force", str(worktree)], repo_root)
+            shutil.rmtree(scratch, ignore_errors=True)
+            _git(["worktree", "prune"], repo_root)
+
+
+def _find_reproduction(ws: Workspace, original: str, since: float) -> RunRecord | None:
+    from sqlalchemy import select
+
+    from keel.store.db import runs
+
+    with ws.db.read() as conn:
+        row = conn.execute(
+            select(runs.c.id)
+            .where(runs.c.reproduction_of == original, runs.c.created_at >= since - 1)
+            .order_by(runs.c.created_at.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        return None
+    try:
+        return get_run(ws, row[0])
+    except NotFound:  # pragma: no cover - removed between the two reads
+        return None
