@@ -237,7 +237,7 @@ def reproduce(
     *,
     tolerance: float = 1e-9,
     keep: bool = False,
-    output: IO[str] | None = None,
+    output: IO[str] | int | None = None,
     timeout: float | None = None,
 ) -> Reproduction:
     """Re-run ``ref`` from its record and compare. Raises CannotReproduce when something is gone."""
