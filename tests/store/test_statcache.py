@@ -110,20 +110,35 @@ def test_matches_is_false_after_a_real_change(cache, tmp_path):
     assert not cd.matches(os.stat(path))
 
 
+MS = 1_000_000
+
+
 @pytest.mark.parametrize(
     ("gap_ns", "trusted"),
     [
         (0, False),  # hashed in the same tick it was written
-        (SECOND, False),
-        (2 * SECOND - 1, False),
-        (2 * SECOND, False),
-        (2 * SECOND + 1, True),
+        (10 * MS, False),  # within a coarse clock tick or a few
+        (50 * MS, False),
+        (50 * MS + 1, True),
         (10 * SECOND, True),
         (-SECOND, False),  # modified after it was hashed
     ],
 )
 def test_racy_entries_are_not_trusted(tmp_path, gap_ns, trusted):
     path = _old_file(tmp_path)
+    os.utime(path, ns=(os.stat(path).st_mtime_ns // SECOND * SECOND + 123_456_789,) * 2)
+    st = os.stat(path)
+    assert _entry(path, st, st.st_mtime_ns + gap_ns).matches(st) is trusted
+
+
+@pytest.mark.parametrize(
+    ("gap_ns", "trusted"),
+    [(SECOND, False), (2 * SECOND, False), (2 * SECOND + 1, True)],
+)
+def test_whole_second_timestamps_need_two_seconds(tmp_path, gap_ns, trusted):
+    """File systems that keep whole seconds (FAT, some network mounts) stamp coarsely."""
+    path = _old_file(tmp_path)
+    os.utime(path, ns=(os.stat(path).st_mtime_ns // SECOND * SECOND,) * 2)
     st = os.stat(path)
     assert _entry(path, st, st.st_mtime_ns + gap_ns).matches(st) is trusted
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from keel.data.names import check_name
 from keel.data.scan import ScannedFile, scan
+from keel.data.tabular import TABULAR_SUFFIXES
 from keel.data.version import DatasetVersion
 from keel.store.db.peek import dataset_head
 from keel.store.db.revision import HEAD_REVISION
@@ -114,6 +115,8 @@ def _profile_if_new(
     _, head = dataset_head(ws.settings.db_url, name, HEAD_REVISION)
     if head is not None and head["digest"] == digest:
         return head["profile_oid"], head["profile_error"]
+    if not any(f.rel.lower().endswith(TABULAR_SUFFIXES) for f in files):
+        return None, None  # nothing to profile: do not pay for importing numpy and pyarrow
     from keel.data.profile import profile_files
 
     profile, error = profile_files([(f.rel, f.path) for f in files])

@@ -20,18 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from keel.data.tabular import TABULAR_SUFFIXES, is_tabular
+
 __all__ = ["FORMAT", "SAMPLE", "TABULAR_SUFFIXES", "is_tabular", "profile_files"]
 
 FORMAT = "keel.profile/1"
 SAMPLE = 100_000
 TOP_K = 50
 MAX_DISTINCT = 100_000
-TABULAR_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 _BATCH = 65_536
-
-
-def is_tabular(path: str) -> bool:
-    return path.lower().endswith(TABULAR_SUFFIXES)
 
 
 def _batches(path: str) -> Iterator[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from keel.data.profile import is_tabular
+from keel.data.tabular import is_tabular
 from keel.errors import InvalidInput, NotFound
 from keel.store.objects import iter_content
 

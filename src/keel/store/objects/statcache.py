@@ -2,9 +2,10 @@
 
 It lives on this machine only (``.keel/cache/stat.sqlite``), because inodes and
 mtimes mean nothing elsewhere. An entry is trusted only when the file's mtime
-is safely older than the moment it was hashed: a file written in the same
-clock tick as its hashing could have changed unseen (git's "racy clean"
-problem), so such an entry is hashed again next time.
+is older than the moment it was hashed by more than one tick of the clock the
+kernel stamps files with (git's "racy clean" problem): a write after the
+hashing gets an mtime no earlier than that, so it cannot hide behind an
+unchanged stat. Such a fresh entry is simply hashed again next time.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import NamedTuple
 
 __all__ = ["CachedDigest", "StatCache"]
 
-# File-system timestamps come from a coarse clock (one tick is 1-10 ms): keep a wide margin.
-_RACY_NS = 2_000_000_000
+# Linux stamps files from a coarse clock (one tick is 1-10 ms); 50 ms covers it with room.
+# File systems that keep whole seconds (FAT, some network mounts) need two seconds.
+_RACY_NS = 50_000_000
+_RACY_COARSE_NS = 2_000_000_000
 
 
 class CachedDigest(NamedTuple):
@@ -39,7 +42,8 @@ class CachedDigest(NamedTuple):
             st.st_ino == self.ino
             and st.st_size == self.size
             and st.st_mtime_ns == self.mtime_ns
-            and st.st_mtime_ns < self.hashed_ns - _RACY_NS
+            and st.st_mtime_ns
+            < self.hashed_ns - (_RACY_COARSE_NS if st.st_mtime_ns % 1_000_000_000 == 0 else _RACY_NS)
         )
 
 
