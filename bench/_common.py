@@ -6,16 +6,16 @@
 - median, fmt_s, fmt_bytes, ratio: small numeric/formatting helpers.
 - print_table / markdown_table: plain-text and Markdown tables.
 """
+
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -43,13 +43,11 @@ def ensure_venv(name: str, requirements: Sequence[str]) -> Path:
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         "--upgrade", "pip"],
+        [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--upgrade", "pip"],
         check=True,
     )
     subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         *requirements],
+        [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
         check=True,
     )
     stamp.write_text(wanted)
@@ -68,10 +66,18 @@ def ensure_apt_tool(binary: str, package: str) -> str | None:
         return None
     log(f"[setup] {binary} not found; apt-get install {package} ...")
     try:
-        subprocess.run(["apt-get", "update", "-qq"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "update", "-qq"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", package],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     except (subprocess.CalledProcessError, OSError):
         return None
     return shutil.which(binary)
@@ -81,13 +87,20 @@ class CommandFailed(RuntimeError):
     pass
 
 
-def run(cmd: Sequence[str] | str, cwd: Path | str | None = None,
-        env: Mapping[str, str] | None = None, check: bool = True,
-        capture: bool = True) -> subprocess.CompletedProcess:
+def run(
+    cmd: Sequence[str] | str,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    capture: bool = True,
+) -> subprocess.CompletedProcess:
     """Run a command (list, or str for a shell command); raise with output on failure."""
     shell = isinstance(cmd, str)
     p = subprocess.run(
-        cmd, cwd=cwd, env=dict(env) if env is not None else None, shell=shell,
+        cmd,
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        shell=shell,
         stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
         stderr=subprocess.PIPE if capture else subprocess.DEVNULL,
         text=True,
@@ -100,15 +113,22 @@ def run(cmd: Sequence[str] | str, cwd: Path | str | None = None,
     return p
 
 
-def timed_run(cmd: Sequence[str] | str, cwd: Path | str | None = None,
-              env: Mapping[str, str] | None = None,
-              check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
+def timed_run(
+    cmd: Sequence[str] | str,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> tuple[float, subprocess.CompletedProcess]:
     """Like timed(), but also return the CompletedProcess (text stdout/stderr)."""
     shell = isinstance(cmd, str)
     t0 = time.perf_counter()
     p = subprocess.run(
-        cmd, cwd=cwd, env=dict(env) if env is not None else None, shell=shell,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cmd,
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        shell=shell,
+        capture_output=True,
+        text=True,
     )
     dt = time.perf_counter() - t0
     if check and p.returncode != 0:
@@ -119,9 +139,12 @@ def timed_run(cmd: Sequence[str] | str, cwd: Path | str | None = None,
     return dt, p
 
 
-def timed(cmd: Sequence[str] | str, cwd: Path | str | None = None,
-          env: Mapping[str, str] | None = None,
-          check: bool = True) -> float:
+def timed(
+    cmd: Sequence[str] | str,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> float:
     """Wall seconds of one subprocess run, timed with time.perf_counter.
 
     `cmd` is an argv list, or a str run through /bin/sh (for `a && b`).
@@ -150,8 +173,9 @@ def drop_tree(path: Path | str) -> None:
     p = Path(path)
     if not p.exists() and not p.is_symlink():
         return
-    subprocess.run(["chmod", "-R", "u+w", str(p)],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["chmod", "-R", "u+w", str(p)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     shutil.rmtree(p, ignore_errors=True)
 
 
@@ -184,8 +208,7 @@ def fmt_ratio(r: float | None) -> str:
     return "n/a" if r is None else f"{r:.2f}x"
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
-                file=None) -> None:
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], file=None) -> None:
     """Plain aligned text table."""
     file = file or sys.stdout
     widths = [len(h) for h in headers]
@@ -196,13 +219,11 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
     print(line, file=file)
     print("  ".join("-" * w for w in widths), file=file)
     for r in rows:
-        print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)),
-              file=file)
+        print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)), file=file)
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    out = ["| " + " | ".join(headers) + " |",
-           "|" + "|".join("---" for _ in headers) + "|"]
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for r in rows:
         out.append("| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |")
     return "\n".join(out)
