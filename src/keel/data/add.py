@@ -11,14 +11,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from keel.data.names import check_name
 from keel.data.scan import ScannedFile, scan
 from keel.data.tabular import TABULAR_SUFFIXES
 from keel.data.version import DatasetVersion
+from keel.errors import BadPath
 from keel.store.db.peek import dataset_head
 from keel.store.db.revision import HEAD_REVISION
+from keel.store.objects.backend import ObjectStore
 from keel.store.objects.digest import hash_bytes
 from keel.store.objects.files import store_file
 from keel.store.objects.tree import Tree, TreeEntry
@@ -70,43 +72,70 @@ def add(
     learned: list[tuple[str, os.stat_result, str, bool]] = []
     with ws.writing_objects():
         store = ws.objects
-        # Entries from the cache name objects that gc may have removed since: store those again.
-        entries: list[TreeEntry] = []
-        for entry, f in cached:
-            if store.has(entry.oid):
-                entries.append(entry)
-            else:
-                todo.append(f)
-        total = sum(f.st.st_size for f in todo)
-        done = 0
-        for f in todo:
-            stored = store_file(store, f.path)
-            mode = f.st.st_mode & 0o777
-            entries.append(TreeEntry(f.rel, stored.oid, stored.size, mode, stored.chunked))
-            learned.append((f.path, f.st, stored.oid, stored.chunked))
-            done += f.st.st_size
-            if progress is not None:
-                progress(done, total)
-        tree = Tree(entries)
-        digest = store.put(tree.encode())
-        profile_oid, profile_error = _profile_if_new(ws, name, digest, files)
-        store.commit()
-        from keel.data.catalog import record_version
-
-        version = record_version(
-            ws,
-            name=name,
-            digest=digest,
-            kind=kind,
-            size=tree.size,
-            file_count=len(tree),
-            profile_oid=profile_oid,
-            profile_error=profile_error,
-            message=message,
-            source=root,
-        )
+        try:
+            version = _store_and_record(
+                ws, store, name, message, kind, root, files, cached, todo, learned, progress
+            )
+        except BaseException:
+            store.abort()  # nothing half written: staged temporaries go, no record was made
+            raise
     ws.stat_cache.record(learned, hashed_ns)
     return version
+
+
+def _store_and_record(
+    ws: Workspace,
+    store: ObjectStore,
+    name: str,
+    message: str,
+    kind: Literal["file", "dir"],
+    root: str,
+    files: list[ScannedFile],
+    cached: list[tuple[TreeEntry, ScannedFile]],
+    todo: list[ScannedFile],
+    learned: list[tuple[str, os.stat_result, str, bool]],
+    progress: Progress | None,
+) -> DatasetVersion:
+    # Entries from the cache name objects that gc may have removed since: store those again.
+    entries: list[TreeEntry] = []
+    for entry, f in cached:
+        if store.has(entry.oid):
+            entries.append(entry)
+        else:
+            todo.append(f)
+    total = sum(f.st.st_size for f in todo)
+    done = 0
+    for f in todo:
+        try:
+            stored = store_file(store, f.path)
+        except PermissionError:
+            raise BadPath(f"cannot read {f.path}: permission denied") from None
+        except FileNotFoundError:
+            raise BadPath(f"{f.path} disappeared while it was being added") from None
+        mode = f.st.st_mode & 0o777
+        entries.append(TreeEntry(f.rel, stored.oid, stored.size, mode, stored.chunked))
+        learned.append((f.path, f.st, stored.oid, stored.chunked))
+        done += f.st.st_size
+        if progress is not None:
+            progress(done, total)
+    tree = Tree(entries)
+    digest = store.put(tree.encode())
+    profile_oid, profile_error = _profile_if_new(ws, name, digest, files)
+    store.commit()
+    from keel.data.catalog import record_version
+
+    return record_version(
+        ws,
+        name=name,
+        digest=digest,
+        kind=kind,
+        size=tree.size,
+        file_count=len(tree),
+        profile_oid=profile_oid,
+        profile_error=profile_error,
+        message=message,
+        source=root,
+    )
 
 
 def _profile_if_new(

@@ -22,6 +22,7 @@ from keel.store.objects import LinkMethod, LocalObjectStore, write_content
 
 if TYPE_CHECKING:
     from keel.data.version import DatasetVersion
+    from keel.store.objects import Tree
 
 __all__ = ["materialize"]
 
@@ -39,6 +40,29 @@ def materialize(
     )
     tree = version.tree()
     target = Path(out)
+    made = _missing_parents(target)
+    try:
+        return _materialize(version, tree, target, out, allow)
+    except BaseException:
+        for folder in made:  # deepest first: leave no trace of a refused get
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _missing_parents(target: Path) -> list[Path]:
+    """The folders above ``target`` that do not exist yet, deepest first."""
+    missing = []
+    parent = target.absolute().parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    return missing
+
+
+def _materialize(
+    version: DatasetVersion, tree: Tree, target: Path, out: str, allow: tuple[LinkMethod, ...]
+) -> dict[LinkMethod, int]:
     if version.kind == "file":
         entry = tree.entries[0]
         dest = target / entry.path if (target.is_dir() or out.endswith(os.sep)) else target

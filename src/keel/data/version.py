@@ -100,7 +100,7 @@ class DatasetVersion:
             "kind": self.kind,
             "size": self.size,
             "files": self.file_count,
-            "profile": self.profile_oid,
+            "profile_oid": self.profile_oid,
             "profile_error": self.profile_error,
             "message": self.message,
             "source": self.source,

@@ -36,15 +36,15 @@ class GcReport:
 
 def collect(db: Database, store: ObjectStore, *, dry_run: bool = False) -> GcReport:
     """Remove unreferenced objects. The caller holds the workspace's exclusive gc lock."""
-    used_by, failures = reachable(db, store)
-    if failures:
-        first = failures[0]
+    reach = reachable(db, store)
+    if reach.failures:
+        first = reach.failures[0]
         raise StorageError(
             f"cannot collect garbage safely: {first['error']}; run `keel verify` and repair first"
         )
     report = GcReport(dry_run=dry_run)
     for oid in store.iter_oids():
-        if oid in used_by:
+        if oid in reach.objects:
             report.kept += 1
             continue
         report.objects.append(oid)

@@ -20,7 +20,7 @@ from keel.store.db import Database, object_refs
 from keel.store.objects import ObjectStore
 from keel.store.walk import children
 
-__all__ = ["VerifyReport", "reachable", "verify"]
+__all__ = ["Reachability", "VerifyReport", "reachable", "verify"]
 
 
 @dataclass
@@ -50,28 +50,55 @@ class VerifyReport:
         }
 
 
-def reachable(db: Database, store: ObjectStore) -> tuple[dict[str, set[str]], list[dict[str, Any]]]:
-    """Every object some record needs (oid → labels of the records), and what could not be read."""
+@dataclass
+class Reachability:
+    """Every object some record needs, and the way back from any of them to those records."""
+
+    objects: set[str] = field(default_factory=set)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    _parents: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    _labels: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def users(self, oid: str) -> list[str]:
+        """The labels of every record whose objects include ``oid`` (walking up shared trees)."""
+        found: set[str] = set()
+        stack, seen = [oid], {oid}
+        while stack:
+            current = stack.pop()
+            found |= self._labels.get(current, set())
+            for parent in self._parents.get(current, ()):
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+        return sorted(found)
+
+
+def reachable(db: Database, store: ObjectStore) -> Reachability:
+    """Walk every record's objects once; shared trees and chunks are read once."""
     with db.read() as conn:
         roots = conn.execute(
             select(object_refs.c.oid, object_refs.c.shape, object_refs.c.label)
         ).all()
-    used_by: dict[str, set[str]] = defaultdict(set)
-    seen: set[tuple[str, str]] = set()
-    failures: list[dict[str, Any]] = []
+    result = Reachability()
+    expanded: set[tuple[str, str]] = set()
     for root_oid, root_shape, label in roots:
+        result._labels[str(root_oid)].add(str(label))
         stack = [(str(root_oid), str(root_shape))]
         while stack:
             oid, shape = stack.pop()
-            used_by[oid].add(str(label))
-            if shape == "blob" or (oid, shape) in seen:
+            result.objects.add(oid)
+            if shape == "blob" or (oid, shape) in expanded:
                 continue
-            seen.add((oid, shape))
+            expanded.add((oid, shape))
             try:
-                stack.extend(children(store, oid, shape))
+                kids = list(children(store, oid, shape))
             except (MissingObject, CorruptObject, StorageError) as exc:
-                failures.append({"oid": oid, "shape": shape, "error": str(exc)})
-    return used_by, failures
+                result.failures.append({"oid": oid, "shape": shape, "error": str(exc)})
+                continue
+            for child, child_shape in kids:
+                result._parents[child].add(oid)
+                stack.append((child, child_shape))
+    return result
 
 
 def verify(
@@ -79,10 +106,10 @@ def verify(
 ) -> VerifyReport:
     """Check every reference and every object."""
     report = VerifyReport()
-    used_by, failures = reachable(db, store)
+    reach = reachable(db, store)
     stored = set(store.iter_oids())
-    for oid in sorted(set(used_by) - stored):
-        report.missing.append({"oid": oid, "used_by": sorted(used_by[oid])})
+    for oid in sorted(reach.objects - stored):
+        report.missing.append({"oid": oid, "used_by": reach.users(oid)})
     total = len(stored)
     done = 0
 
@@ -96,16 +123,14 @@ def verify(
         for oid, actual in pool.map(check, sorted(stored)):
             done += 1
             if actual is not None:
-                report.corrupt.append(
-                    {"oid": oid, "actual": actual, "used_by": sorted(used_by.get(oid, ()))}
-                )
+                report.corrupt.append({"oid": oid, "actual": actual, "used_by": reach.users(oid)})
             if progress is not None and (done % 256 == 0 or done == total):
                 progress(done, total)
     corrupt = {c["oid"] for c in report.corrupt}
     missing = {m["oid"] for m in report.missing}
-    for f in failures:
+    for f in reach.failures:
         if f["oid"] not in corrupt and f["oid"] not in missing:
-            report.unreadable.append({**f, "used_by": sorted(used_by.get(f["oid"], ()))})
+            report.unreadable.append({**f, "used_by": reach.users(f["oid"])})
     report.objects_checked = total
     report.stray_temporaries = len(store.stray_temporaries())
     return report

@@ -36,6 +36,9 @@ class ObjectStore(Protocol):
     def commit(self) -> None:
         """Make every staged object durable and visible."""
 
+    def abort(self) -> None:
+        """Forget staged objects (an operation failed before its record committed)."""
+
     def iter_oids(self) -> Iterator[str]:
         """Every stored object id (committed ones only)."""
 

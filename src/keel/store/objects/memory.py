@@ -51,6 +51,9 @@ class MemoryObjectStore:
     def commit(self) -> None:
         """Nothing to do: memory has no crash to survive."""
 
+    def abort(self) -> None:
+        """Objects are visible at once; what no record names, gc removes."""
+
     def iter_oids(self) -> Iterator[str]:
         yield from list(self.objects)
 

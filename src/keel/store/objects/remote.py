@@ -78,6 +78,9 @@ class FsspecObjectStore:
     def commit(self) -> None:
         """Each put is already durable and visible."""
 
+    def abort(self) -> None:
+        """Objects are visible at once; what no record names, gc removes."""
+
     def iter_oids(self) -> Iterator[str]:
         for path in sorted(self.fs.find(self.base)):
             head, _, name = str(path).rpartition("/")

@@ -43,7 +43,8 @@ class CachedDigest(NamedTuple):
             and st.st_size == self.size
             and st.st_mtime_ns == self.mtime_ns
             and st.st_mtime_ns
-            < self.hashed_ns - (_RACY_COARSE_NS if st.st_mtime_ns % 1_000_000_000 == 0 else _RACY_NS)
+            < self.hashed_ns
+            - (_RACY_COARSE_NS if st.st_mtime_ns % 1_000_000_000 == 0 else _RACY_NS)
         )
 
 
