@@ -112,7 +112,19 @@ def init(path: str | os.PathLike[str] = ".") -> Workspace:
     return ws
 
 
+_OPEN: dict[tuple[Path, str, str], Workspace] = {}
+
+
 def connect(path: str | os.PathLike[str] | None = None) -> Workspace:
-    """Open the workspace at ``path``, or the one ``KEEL_HOME`` or the current folder leads to."""
+    """Open the workspace at ``path``, or the one ``KEEL_HOME`` or the current folder leads to.
+
+    The same workspace (same root and settings) is opened once per process, so
+    repeated calls reuse its connections.
+    """
     root = find_workspace(Path(path) if path is not None else None)
-    return Workspace(load_settings(root))
+    settings = load_settings(root)
+    key = (settings.root, settings.db_url, settings.store_url)
+    ws = _OPEN.get(key)
+    if ws is None:
+        ws = _OPEN[key] = Workspace(settings)
+    return ws

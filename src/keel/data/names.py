@@ -10,28 +10,13 @@ import re
 from dataclasses import dataclass
 
 from keel.errors import BadName, BadRef
+from keel.names import NAME_RULE, check_name
 
 __all__ = ["NAME_RULE", "VersionRef", "check_name", "parse_ref"]
 
-NAME_RULE = "1 to 128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _NUMBER = re.compile(r"v([1-9][0-9]{0,9})")
 _DIGEST = re.compile(r"[0-9a-f]{6,64}")
-
-
-def check_name(name: str, what: str = "dataset name") -> str:
-    """Return ``name`` when it follows :data:`NAME_RULE`, else raise BadName.
-
-    >>> check_name("churn-2024.q1")
-    'churn-2024.q1'
-    >>> check_name("a/b")
-    Traceback (most recent call last):
-    ...
-    keel.errors.BadName: invalid dataset name 'a/b': expected 1 to 128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit
-    """
-    if not _NAME.fullmatch(name) or ".." in name:
-        raise BadName(what, name, NAME_RULE)
-    return name
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["END_STATES", "Run", "active_run", "start_run"]
 
 END_STATES = ("finished", "failed", "killed")
+# The registry attaches here when it is imported (it builds on tracking, not the other way).
+MODEL_LOGGER: list[Any] = []
 _now = time.time
 _ACTIVE: list[Run] = []
 _ACTIVE_LOCK = threading.Lock()
@@ -73,7 +75,7 @@ class Run:
         self.id = run_id
         self.name = name
         self._writer = writer
-        self._append = writer.points.append  # the hot path: one bound-method call per point
+        self._extend = writer.points.extend  # the hot path: one atomic C call per point
         self._steps: dict[str, int] = {}
         self._params: dict[str, str] = {}
         self.status = "running"
@@ -121,7 +123,7 @@ class Run:
                 value = float(value)
             except (TypeError, ValueError):
                 raise InvalidInput(f"metric {key!r} must be a number, not {value!r}") from None
-        self._append((key, step, _now() if timestamp is None else timestamp, value))
+        self._extend((key, step, _now() if timestamp is None else timestamp, value))
 
     def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
         """Record several metrics at one step."""
@@ -264,6 +266,31 @@ class Run:
             self._record_artifacts(rows)
         return base
 
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        input_example: Any | None = None,
+        signature: Any | None = None,
+        flavor: str | None = None,
+        message: str = "",
+    ) -> Any:
+        """Register ``model`` as a new version of ``name``, linked to this run (keel.registry)."""
+        import importlib
+
+        if not MODEL_LOGGER:
+            importlib.import_module("keel.registry")  # the plugin that registers models
+        return MODEL_LOGGER[0](
+            self,
+            model,
+            name=name,
+            input_example=input_example,
+            signature=signature,
+            flavor=flavor,
+            message=message,
+        )
+
     def _record_artifacts(self, rows: list[dict[str, Any]]) -> None:
         from keel.store.db import object_refs, run_artifacts
 
@@ -365,7 +392,7 @@ def start_run(
     """
     from sqlalchemy import insert
 
-    from keel.data.names import check_name
+    from keel.names import check_name
     from keel.store.db import object_refs, runs
     from keel.track.capture import capture_code as capture
     from keel.track.writer import MetricWriter

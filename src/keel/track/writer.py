@@ -1,8 +1,10 @@
 """Buffered metric writing: ``log_metric`` costs an append; a thread writes in batches.
 
-Points go into a list: the caller appends (one C call, atomic under the GIL)
+Points go into one flat list, four items a point: the caller extends it with
+a 4-tuple (one C call, atomic under the GIL, so threads never interleave),
 and the flusher copies the first n items and deletes them (two C calls), so
-no lock is needed and no point is lost or written twice.
+no lock is needed and no point is lost or written twice. Columns then come
+out with strided slices, in C.
 A daemon thread wakes every ``flush_interval`` seconds, takes what is there
 and writes it in one transaction: each metric's new points as one columnar
 chunk (see :mod:`keel.track.chunks`), and its latest, lowest and highest
@@ -40,7 +42,7 @@ class MetricWriter:
         self.run_pk = run_pk
         self.flush_interval = flush_interval
         self.heartbeat_interval = heartbeat_interval
-        self.points: list[tuple[str, int, float, float]] = []
+        self.points: list[Any] = []  # key, step, timestamp, value, key, step, …
         self._key_ids: dict[str, int] = {}
         self._seq: dict[int, int] = {}  # key id -> next chunk number
         self._wake = threading.Event()
@@ -64,9 +66,10 @@ class MetricWriter:
         """Write every buffered point now; returns how many were written."""
         with self._flush_lock:
             points = self.points
-            n = len(points)
+            n = len(points)  # a multiple of 4: each point arrives in one extend
             batch = points[:n]
             del points[:n]  # only this thread removes, and only from the front
+            n //= 4
             now = time.time()
             beat = now - self._last_beat >= self.heartbeat_interval
             if not batch and not beat:
@@ -96,7 +99,7 @@ class MetricWriter:
         return ids
 
     def _write(
-        self, conn: Connection, batch: list[tuple[str, int, float, float]], now: float
+        self, conn: Connection, batch: list[Any], now: float
     ) -> tuple[dict[str, int], dict[int, int]]:
         ids = self._key_ids
         seq = dict(self._seq)
@@ -183,21 +186,19 @@ class MetricWriter:
             raise error
 
 
-def _columns(batch: list[tuple[str, int, float, float]]) -> dict[str, tuple[Any, Any, Any]]:
-    """Split points into (steps, timestamps, values) per metric, in C where possible."""
-    keys, steps, stamps, values = zip(*batch, strict=True)
+def _columns(batch: list[Any]) -> dict[str, tuple[Any, Any, Any]]:
+    """Split a flat batch into (steps, timestamps, values) per metric, in C where possible."""
+    keys, steps, stamps, values = batch[0::4], batch[1::4], batch[2::4], batch[3::4]
     first = keys[0]
     if keys.count(first) == len(keys):  # the common case: one metric in this flush
         return {first: (steps, stamps, values)}
-    groups: dict[str, tuple[list[int], list[float], list[float]]] = {}
-    for key, step, ts, value in batch:
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = ([], [], [])
-        g[0].append(step)
-        g[1].append(ts)
-        g[2].append(value)
-    return dict(groups)
+    index: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        index.setdefault(key, []).append(i)
+    return {
+        key: ([steps[i] for i in rows], [stamps[i] for i in rows], [values[i] for i in rows])
+        for key, rows in index.items()
+    }
 
 
 def _pick(fn: Any, a: float | None, b: float | None) -> float | None:

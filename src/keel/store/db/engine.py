@@ -8,6 +8,7 @@ retries a transaction that still lost a race.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
@@ -17,7 +18,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.pool import NullPool
 
 from keel.errors import StorageError
 
@@ -55,6 +55,8 @@ class Database:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine: Engine = self._make_engine()
+        # A forked child must not use its parent's pooled connections.
+        os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
 
     def _make_engine(self) -> Engine:
         if not self.is_sqlite:
@@ -66,11 +68,13 @@ class Database:
                         "a PostgreSQL metadata store needs psycopg: pip install 'keel-mlops[postgres]'"
                     ) from exc
             return create_engine(self.url, pool_pre_ping=True)
-        # NullPool: a CLI process opens one connection; no pool threads, nothing held open.
+        # Pooled: opening and closing a connection per transaction made SQLite checkpoint and
+        # delete the WAL each time (five fsyncs per metric flush instead of one).
         engine = create_engine(
             self.url,
             connect_args={"timeout": _BUSY_MS / 1000, "check_same_thread": False},
-            poolclass=NullPool,
+            pool_size=4,
+            max_overflow=8,
         )
 
         @event.listens_for(engine, "connect")
