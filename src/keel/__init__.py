@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from keel import data, errors
     from keel.data import DatasetVersion
     from keel.errors import KeelError
+    from keel.registry import LoadedModel, PythonModel, load_model
     from keel.track import Run, active_run, start_run
     from keel.track.records import RunRecord
     from keel.workspace import Workspace, connect, init
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DatasetVersion",
     "KeelError",
+    "LoadedModel",
+    "PythonModel",
     "Run",
     "RunRecord",
     "Workspace",
@@ -38,6 +41,7 @@ __all__ = [
     "errors",
     "get_run",
     "init",
+    "load_model",
     "log_artifact",
     "log_metric",
     "log_metrics",
@@ -62,6 +66,9 @@ _LAZY = {
     "active_run": ("keel.track", "active_run"),
     "start_run": ("keel.track", "start_run"),
     "autolog": ("keel.track.autolog", "autolog"),
+    "LoadedModel": ("keel.registry", "LoadedModel"),
+    "PythonModel": ("keel.registry", "PythonModel"),
+    "load_model": ("keel.registry", "load_model"),
 }
 
 

@@ -29,6 +29,11 @@ COMMANDS = {
     ),
     "gc": ("keel.cli.workspace:gc_cmd", "Remove objects no record needs."),
     "runs": ("keel.cli.runs:runs", "Experiment runs: list, show, compare, metrics."),
+    "models": ("keel.cli.models:models", "Model registry: list, show, alias, promote, rollback."),
+    "lineage": (
+        "keel.cli.models:lineage_cmd",
+        "Where a model or dataset version came from and what it fed.",
+    ),
     "reproduce": (
         "keel.cli.runs:reproduce_cmd",
         "Re-run a run from its record and compare; exit 1 if it differs.",

@@ -31,6 +31,7 @@ class Event:
     from_target: str | None
     to_target: str | None
     message: str
+    action: str = "move"
 
 
 def actor() -> str:
@@ -52,7 +53,12 @@ def get_pointer(conn: Connection, kind: str, name: str) -> str | None:
 
 
 def move_pointer(
-    conn: Connection, kind: str, name: str, target: str | None, message: str = ""
+    conn: Connection,
+    kind: str,
+    name: str,
+    target: str | None,
+    message: str = "",
+    action: str = "move",
 ) -> Event | None:
     """Point ``kind``/``name`` at ``target`` (None removes it) and log the move.
 
@@ -80,10 +86,11 @@ def move_pointer(
             from_target=before,
             to_target=target,
             message=message,
+            action=action,
         )
     )
     pk = result.inserted_primary_key
-    return Event(int(pk[0]) if pk else 0, now, who, kind, name, before, target, message)
+    return Event(int(pk[0]) if pk else 0, now, who, kind, name, before, target, message, action)
 
 
 def history(conn: Connection, kind: str, name: str, limit: int | None = None) -> list[Event]:
@@ -95,4 +102,17 @@ def history(conn: Connection, kind: str, name: str, limit: int | None = None) ->
     )
     if limit is not None:
         query = query.limit(limit)
-    return [Event(*row) for row in conn.execute(query)]
+    return [
+        Event(
+            r.id,
+            r.at,
+            r.actor,
+            r.kind,
+            r.name,
+            r.from_target,
+            r.to_target,
+            r.message,
+            r.action or "move",
+        )
+        for r in conn.execute(query)
+    ]

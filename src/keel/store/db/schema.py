@@ -28,6 +28,8 @@ __all__ = [
     "metadata",
     "metric_chunks",
     "metric_keys",
+    "model_versions",
+    "models",
     "object_refs",
     "pointers",
     "run_artifacts",
@@ -92,6 +94,8 @@ events = Table(
     Column("from_target", String(300), nullable=True),
     Column("to_target", String(300), nullable=True),
     Column("message", Text, nullable=False, default=""),
+    # What the move was: "move" (NULL in rows from before 0003), "promote", "rollback".
+    Column("action", String(16), nullable=True),
     Index("ix_events_kind_name", "kind", "name", "id"),
 )
 
@@ -217,4 +221,36 @@ run_artifacts = Table(
     Column("size", BigInteger, nullable=False),
     Column("chunked", Integer, nullable=False),
     Column("logged_at", Float, nullable=False),
+)
+
+# -- model registry (revision 0003) --------------------------------------------
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("run_pk", Integer, ForeignKey("runs.pk"), nullable=True),
+    Column("flavor", String(32), nullable=False),
+    Column("format", String(32), nullable=False),
+    Column("oid", String(64), nullable=False),  # a tree: the saved files
+    Column("size", BigInteger, nullable=False),
+    Column("signature", Text, nullable=True),  # JSON
+    Column("frameworks", Text, nullable=False),  # JSON: versions the model was saved with
+    Column("details", Text, nullable=False),  # JSON: what the flavor needs to load it
+    Column("message", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    UniqueConstraint("model_id", "number", name="uq_model_versions_number"),
+    Index("ix_model_versions_run", "run_pk"),
 )

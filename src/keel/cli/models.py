@@ -1,0 +1,222 @@
+"""``keel models …`` and ``keel lineage``: the registry from the shell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from keel.cli.output import emit_json, human_size, table, when
+
+__all__ = ["lineage_cmd", "models"]
+
+
+@click.group("models")
+def models() -> None:
+    """Model registry: list, show, alias, promote, rollback."""
+
+
+def _event(e: Any) -> dict[str, Any]:
+    return {
+        "at": e.at,
+        "actor": e.actor,
+        "alias": e.name.split("@", 1)[1],
+        "from": e.from_target,
+        "to": e.to_target,
+        "action": e.action,
+        "message": e.message,
+    }
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the models as JSON.")
+def list_cmd(as_json: bool) -> None:
+    """Every model with its latest version and aliases."""
+    from keel.registry.versions import list_models
+    from keel.workspace import connect
+
+    found = list_models(connect())
+    if as_json:
+        emit_json([m.to_dict() for m in found])
+        return
+    if not found:
+        click.echo("no models yet: run.log_model(model, name=...) in a tracked run")
+        return
+    table(
+        ["model", "versions", "latest", "aliases"],
+        [
+            (
+                m.name,
+                m.versions,
+                f"v{m.latest}" if m.latest else "-",
+                ", ".join(f"{a}=v{n}" for a, n in sorted(m.aliases.items())),
+            )
+            for m in found
+        ],
+    )
+
+
+@models.command("show")
+@click.argument("name")
+@click.option("--limit", default=20, show_default=True, help="Versions and events to print.")
+@click.option("--json", "as_json", is_flag=True, help="Print versions, aliases and events as JSON.")
+def show_cmd(name: str, limit: int, as_json: bool) -> None:
+    """Versions, aliases, and who moved them when and why."""
+    from keel.registry.versions import alias_history, model_versions_of
+    from keel.workspace import connect
+
+    ws = connect()
+    versions = model_versions_of(ws, name)
+    moves = alias_history(ws, name)
+    aliases = {a: v.number for v in versions for a in v.aliases}
+    if as_json:
+        emit_json(
+            {
+                "name": name,
+                "aliases": aliases,
+                "versions": [v.to_dict() for v in versions],
+                "events": [_event(e) for e in moves],
+            }
+        )
+        return
+    click.echo(
+        f"{name}: {len(versions)} versions; "
+        + (", ".join(f"{a} -> v{n}" for a, n in sorted(aliases.items())) or "no aliases")
+    )
+    table(
+        ["version", "flavor", "format", "size", "created", "run", "aliases", "message"],
+        [
+            (
+                f"v{v.number}",
+                v.flavor,
+                v.format,
+                human_size(v.size),
+                when(v.created_at),
+                (v.run_id or "-")[:8],
+                ", ".join(v.aliases),
+                v.message,
+            )
+            for v in versions[:limit]
+        ],
+    )
+    if moves:
+        table(
+            ["when", "who", "alias", "move", "action", "why"],
+            [
+                (
+                    when(e.at),
+                    e.actor,
+                    e.name.split("@", 1)[1],
+                    f"v{e.from_target or '-'} -> v{e.to_target or '-'}",
+                    e.action,
+                    e.message,
+                )
+                for e in moves[:limit]
+            ],
+            title="alias moves, newest first",
+        )
+
+
+def _parse_version(text: str) -> int:
+    from keel.errors import BadRef
+
+    digits = text[1:] if text.startswith("v") else text
+    if not digits.isdigit() or int(digits) < 1:
+        raise BadRef(f"invalid version {text!r}: expected a number like 4 or v4")
+    return int(digits)
+
+
+@models.command("alias")
+@click.argument("name")
+@click.argument("version")
+@click.argument("alias")
+@click.option("--message", "-m", default="", help="Why (kept in the event log).")
+def alias_cmd(name: str, version: str, alias: str, message: str) -> None:
+    """Point NAME@ALIAS at VERSION (set or move any alias)."""
+    from keel.registry.versions import set_alias
+    from keel.workspace import connect
+
+    number = _parse_version(version)
+    event = set_alias(connect(), name, number, alias, message)
+    if event is None:
+        click.echo(f"{name}@{alias} already points at v{number}")
+    else:
+        before = f"v{event.from_target}" if event.from_target else "(new)"
+        click.echo(f"{name}@{alias}: {before} -> v{number}")
+
+
+@models.command("promote")
+@click.argument("name")
+@click.argument("version")
+@click.option("--message", "-m", default="", help="Why (kept in the event log).")
+def promote_cmd(name: str, version: str, message: str) -> None:
+    """Make VERSION the champion; the old champion becomes `previous`."""
+    from keel.registry.versions import promote
+    from keel.workspace import connect
+
+    number = _parse_version(version)
+    moved = promote(connect(), name, number, message)
+    if not moved:
+        click.echo(f"{name}@champion already points at v{number}")
+    for e in moved:
+        click.echo(f"{e.name}: v{e.from_target or '-'} -> v{e.to_target}")
+
+
+@models.command("rollback")
+@click.argument("name")
+@click.option("--alias", default="champion", show_default=True, help="The alias to move back.")
+@click.option("--message", "-m", default="", help="Why (kept in the event log).")
+def rollback_cmd(name: str, alias: str, message: str) -> None:
+    """Move an alias back to where it pointed before its last move (repeatable)."""
+    from keel.registry.versions import rollback
+    from keel.workspace import connect
+
+    event = rollback(connect(), name, alias, message)
+    click.echo(f"{name}@{alias}: v{event.from_target} -> v{event.to_target} (rolled back)")
+
+
+@click.command("lineage")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the graph (nodes, edges) as JSON.")
+def lineage_cmd(ref: str, as_json: bool) -> None:
+    """Where REF came from and what it fed: data -> run -> code -> environment -> model."""
+    from keel.registry.lineage import lineage
+    from keel.workspace import connect
+
+    graph = lineage(connect(), ref)
+    if as_json:
+        emit_json(graph)
+        return
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    incoming: dict[str, list[tuple[str, str]]] = {}
+    outgoing: dict[str, list[tuple[str, str]]] = {}
+    for e in graph["edges"]:
+        incoming.setdefault(e["to"], []).append((e["from"], e["relation"]))
+        outgoing.setdefault(e["from"], []).append((e["to"], e["relation"]))
+
+    def label(node_id: str) -> str:
+        n = nodes[node_id]
+        extra = ""
+        if n["kind"] == "run" and n.get("name"):
+            extra = f" {n['name']} [{n.get('status')}]"
+        elif n["kind"] == "code":
+            extra = f" ({n.get('branch') or 'detached'}{', uncommitted changes' if n.get('dirty') else ''})"
+        elif n["kind"] == "environment":
+            extra = f" (Python {n.get('python')}, {n.get('packages')} packages)"
+        elif n["kind"] == "model" and n.get("aliases"):
+            extra = f" [{', '.join(n['aliases'])}]"
+        return f"{n['kind']} {n['ref']}{extra}"
+
+    root = graph["root"]
+    click.echo(label(root))
+
+    def walk(
+        node_id: str, depth: int, seen: set[str], links: dict[str, list[tuple[str, str]]]
+    ) -> None:
+        for other, relation in links.get(node_id, []):
+            click.echo("  " * depth + f"└─ {relation}: {label(other)}")
+            if other not in seen:
+                walk(other, depth + 1, seen | {other}, links)
+
+    walk(root, 1, {root}, incoming)
+    walk(root, 1, {root}, outgoing)

@@ -1,0 +1,137 @@
+"""Lineage: from a model version back to the data, code, environment and run that made it;
+from a dataset version forward to every run and model that used it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, select
+
+from keel.store.db import dataset_versions, datasets, model_versions, models, run_inputs, runs
+
+if TYPE_CHECKING:
+    from keel.workspace import Workspace
+
+__all__ = ["lineage"]
+
+
+def _node(kind: str, ref: str, **attrs: Any) -> dict[str, Any]:
+    return {"id": f"{kind}:{ref}", "kind": kind, "ref": ref, **attrs}
+
+
+def lineage(ws: Workspace, ref: str) -> dict[str, Any]:
+    """The graph around ``ref``: a model (``churn/v4``, ``churn@champion``, ``churn``) or a
+    dataset version (``churn@v3``). Returns {"root": id, "nodes": [...], "edges": [...]}."""
+    from keel.data.catalog import resolve
+    from keel.errors import NotFound
+    from keel.registry.versions import resolve_model
+    from keel.track.records import get_run
+
+    nodes: dict[str, dict[str, Any]] = {}
+    edges: list[dict[str, str]] = []
+
+    def add(node: dict[str, Any]) -> str:
+        nodes.setdefault(node["id"], node)
+        return str(node["id"])
+
+    def edge(src: str, dst: str, rel: str) -> None:
+        edges.append({"from": src, "to": dst, "relation": rel})
+
+    def run_upstream(run_id: str) -> str:
+        rec = get_run(ws, run_id)
+        rid = add(
+            _node(
+                "run",
+                rec.id[:8],
+                id_full=rec.id,
+                name=rec.name,
+                status=rec.status,
+                params=rec.params,
+                metrics={k: v["last"] for k, v in rec.metrics.items()},
+            )
+        )
+        code = rec.code
+        if code.get("commit"):
+            cid = add(
+                _node(
+                    "code",
+                    code["commit"][:12],
+                    commit=code["commit"],
+                    branch=code["branch"],
+                    dirty=code["dirty"],
+                    patch=code["patch_oid"],
+                    untracked=code["untracked_oid"],
+                )
+            )
+            edge(cid, rid, "ran")
+        env = rec.environment
+        if env is not None:
+            eid = add(
+                _node(
+                    "environment",
+                    (rec.environment_oid or "")[:12],
+                    python=env.get("python"),
+                    platform=env.get("platform"),
+                    packages=len(env.get("packages", {})),
+                )
+            )
+            edge(eid, rid, "ran in")
+        for item in rec.inputs:
+            did = add(_node("dataset", item["ref"], digest=item["digest"]))
+            edge(did, rid, "input of")
+        return rid
+
+    is_dataset = "@v" in ref and ref.split("@v", 1)[1].isdigit() and "/" not in ref
+    if is_dataset:
+        version = resolve(ws, ref)
+        root = add(_node("dataset", version.ref, digest=version.digest))
+        with ws.db.read() as conn:
+            vid = conn.execute(
+                select(dataset_versions.c.id)
+                .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
+                .where(
+                    and_(
+                        datasets.c.name == version.name, dataset_versions.c.number == version.number
+                    )
+                )
+            ).scalar_one()
+            used = conn.execute(
+                select(runs.c.id, runs.c.pk)
+                .join(run_inputs, run_inputs.c.run_pk == runs.c.pk)
+                .where(run_inputs.c.dataset_version_id == vid)
+                .order_by(runs.c.created_at)
+            ).all()
+            produced = conn.execute(
+                select(models.c.name, model_versions.c.number, model_versions.c.run_pk)
+                .join(models, models.c.id == model_versions.c.model_id)
+                .where(model_versions.c.run_pk.in_([pk for _, pk in used]))
+            ).all()
+        by_pk = {pk: rid for rid, pk in used}
+        for run_id, _pk in used:
+            rid = add(_node("run", run_id[:8], id_full=run_id))
+            edge(root, rid, "input of")
+        for name, number, run_pk in produced:
+            mid = add(_node("model", f"{name}/v{number}"))
+            edge(f"run:{by_pk[run_pk][:8]}", mid, "produced")
+        return {"root": root, "nodes": list(nodes.values()), "edges": edges}
+
+    try:
+        mv = resolve_model(ws, ref)
+    except NotFound:
+        if "@" not in ref and "/" not in ref:
+            return lineage(ws, resolve(ws, ref).ref)  # a dataset's head
+        raise
+    root = add(
+        _node(
+            "model",
+            mv.ref,
+            digest=mv.oid,
+            flavor=mv.flavor,
+            format=mv.format,
+            aliases=mv.aliases,
+            frameworks=mv.frameworks,
+        )
+    )
+    if mv.run_id is not None:
+        edge(run_upstream(mv.run_id), root, "produced")
+    return {"root": root, "nodes": list(nodes.values()), "edges": edges}

@@ -1,0 +1,351 @@
+"""Model signatures: what a model takes and returns, inferred from an example, enforced at predict.
+
+Tabular models take named columns with a type (integer, float, boolean,
+string, datetime) and a nullability; array models take a 2-D tensor of a
+dtype and width. Enforcement converts what is safe (an integer column given
+as floats that are whole numbers, a list of dicts to a DataFrame) and refuses
+the rest with one problem per bad field, naming the column and the expectation.
+
+>>> import pandas as pd
+>>> sig = infer_signature(pd.DataFrame({"tenure": [3, 10], "plan": ["pro", "basic"]}))
+>>> [(c.name, c.type) for c in sig.columns]
+[('tenure', 'integer'), ('plan', 'string')]
+>>> sig.enforce([{"tenure": "three", "plan": "pro"}])
+Traceback (most recent call last):
+...
+keel.registry.signature.SignatureError: input does not match the model's signature: column 'tenure' expects integer, got 'three'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from keel.errors import InvalidInput
+
+__all__ = ["ColumnSpec", "Signature", "SignatureError", "infer_signature", "to_frame"]
+
+TYPES = ("integer", "float", "boolean", "string", "datetime")
+
+
+class SignatureError(InvalidInput):
+    """Inputs that do not match the signature; ``problems`` lists each bad field."""
+
+    http_status = 422
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        self.problems = problems
+        text = "; ".join(p["message"] for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(f"input does not match the model's signature: {text}{more}")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    type: str
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Inputs (named columns, or a tensor) and outputs of a model."""
+
+    columns: tuple[ColumnSpec, ...] = ()
+    tensor_dtype: str | None = None
+    tensor_width: int | None = None
+    output: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.tensor_dtype is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.is_tensor:
+            inputs: dict[str, Any] = {
+                "tensor": {"dtype": self.tensor_dtype, "width": self.tensor_width}
+            }
+        else:
+            inputs = {
+                "columns": [
+                    {"name": c.name, "type": c.type, "nullable": c.nullable} for c in self.columns
+                ]
+            }
+        return {"inputs": inputs, "output": self.output}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Signature:
+        inputs = doc.get("inputs", {})
+        if "tensor" in inputs:
+            t = inputs["tensor"]
+            return cls(
+                tensor_dtype=t["dtype"], tensor_width=t["width"], output=doc.get("output", {})
+            )
+        columns = tuple(
+            ColumnSpec(c["name"], c["type"], bool(c.get("nullable")))
+            for c in inputs.get("columns", [])
+        )
+        return cls(columns=columns, output=doc.get("output", {}))
+
+    def enforce(self, inputs: Any) -> Any:
+        """Check and convert ``inputs``; returns a DataFrame (columns) or an ndarray (tensor)."""
+        return _enforce_tensor(self, inputs) if self.is_tensor else _enforce_columns(self, inputs)
+
+
+def to_frame(inputs: Any) -> Any:
+    """A DataFrame from a DataFrame, a list of dicts (records) or a dict of lists (columns)."""
+    import pandas as pd
+
+    if isinstance(inputs, pd.DataFrame):
+        return inputs
+    if isinstance(inputs, dict):
+        lengths = {len(v) for v in inputs.values() if isinstance(v, list | tuple)}
+        if len(lengths) > 1:
+            raise SignatureError([{"field": None, "message": "columns have different lengths"}])
+        return pd.DataFrame(inputs)
+    if isinstance(inputs, list | tuple):
+        if not all(isinstance(r, dict) for r in inputs):
+            raise SignatureError(
+                [{"field": None, "message": "expected a list of records (objects), one per row"}]
+            )
+        return pd.DataFrame.from_records(list(inputs))
+    raise SignatureError(
+        [
+            {
+                "field": None,
+                "message": f"expected a DataFrame, a list of records or a dict of columns, not {type(inputs).__name__}",
+            }
+        ]
+    )
+
+
+def _column_type(series: Any) -> str:
+    import pandas as pd
+
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_float_dtype(dtype):
+        non_null = series.dropna()
+        if len(non_null) and (non_null % 1 == 0).all() and series.isna().any():
+            return "integer"  # integers with gaps come back from pandas as floats
+        return "float"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    return "string"
+
+
+def infer_signature(
+    example: Any,
+    predictions: Any | None = None,
+    classes: Any | None = None,
+    nullable: bool | list[str] = False,
+) -> Signature:
+    """A signature from an input example (DataFrame, records, dict of columns, or a 2-D array).
+
+    Columns with nulls in the example are nullable; ``nullable=True`` (or a list of
+    column names) allows nulls where the example has none.
+    """
+    import numpy as np
+
+    output: dict[str, Any] = {}
+    if predictions is not None:
+        pred = np.asarray(predictions)
+        output = {"dtype": str(pred.dtype), "shape": list(pred.shape[1:])}
+    if classes is not None:
+        output["classes"] = [c.item() if hasattr(c, "item") else c for c in np.asarray(classes)]
+    if isinstance(example, np.ndarray):
+        if example.ndim != 2:
+            raise InvalidInput(
+                f"an array input example must be 2-D (rows, features), not {example.ndim}-D"
+            )
+        return Signature(
+            tensor_dtype=str(example.dtype), tensor_width=int(example.shape[1]), output=output
+        )
+    frame = to_frame(example)
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        allow = nullable is True or (isinstance(nullable, list) and str(name) in nullable)
+        columns.append(
+            ColumnSpec(str(name), _column_type(series), bool(series.isna().any()) or allow)
+        )
+    return Signature(columns=tuple(columns), output=output)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _enforce_columns(sig: Signature, inputs: Any) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    frame = to_frame(inputs)
+    problems: list[dict[str, Any]] = []
+    if len(frame) == 0:
+        raise SignatureError([{"field": None, "message": "the input has no rows"}])
+    expected = {c.name for c in sig.columns}
+    for name in frame.columns:
+        if str(name) not in expected:
+            problems.append({"field": str(name), "message": f"unexpected column {str(name)!r}"})
+    out = {}
+    for spec in sig.columns:
+        if spec.name not in frame.columns:
+            problems.append(
+                {
+                    "field": spec.name,
+                    "expected": spec.type,
+                    "message": f"missing column {spec.name!r} ({spec.type})",
+                }
+            )
+            continue
+        series = frame[spec.name]
+        nulls = series.isna()
+        if nulls.any() and not spec.nullable:
+            problems.append(
+                {
+                    "field": spec.name,
+                    "expected": spec.type,
+                    "message": f"column {spec.name!r} may not be null or NaN",
+                }
+            )
+            continue
+        present = series[~nulls]
+        if spec.type in ("integer", "float"):
+            if (
+                pd.api.types.is_bool_dtype(series.dtype)
+                or present.map(lambda v: isinstance(v, bool | str)).any()
+            ):
+                bad = next((v for v in present if isinstance(v, bool | str)), None)
+                problems.append(
+                    {
+                        "field": spec.name,
+                        "expected": spec.type,
+                        "message": f"column {spec.name!r} expects {spec.type}, got {_shown(bad)}",
+                    }
+                )
+                continue
+            numeric = pd.to_numeric(series, errors="coerce")
+            broken = numeric.isna() & ~nulls
+            if broken.any():
+                bad = series[broken].iloc[0]
+                problems.append(
+                    {
+                        "field": spec.name,
+                        "expected": spec.type,
+                        "message": f"column {spec.name!r} expects {spec.type}, got {_shown(bad)}",
+                    }
+                )
+                continue
+            if spec.type == "integer":
+                finite = numeric[~nulls]
+                if not np.isfinite(finite).all() or not (finite % 1 == 0).all():
+                    bad = series[~nulls][(~np.isfinite(finite)) | (finite % 1 != 0)].iloc[0]
+                    problems.append(
+                        {
+                            "field": spec.name,
+                            "expected": "integer",
+                            "message": f"column {spec.name!r} expects integer, got {_shown(bad)}",
+                        }
+                    )
+                    continue
+                out[spec.name] = (
+                    numeric.astype("int64") if not nulls.any() else numeric.astype("float64")
+                )
+            else:
+                out[spec.name] = numeric.astype("float64")
+        elif spec.type == "boolean":
+            if not present.map(lambda v: isinstance(v, bool | np.bool_)).all():
+                bad = next(v for v in present if not isinstance(v, bool | np.bool_))
+                problems.append(
+                    {
+                        "field": spec.name,
+                        "expected": "boolean",
+                        "message": f"column {spec.name!r} expects boolean, got {_shown(bad)}",
+                    }
+                )
+                continue
+            out[spec.name] = series
+        elif spec.type == "string":
+            if not present.map(lambda v: isinstance(v, str)).all():
+                bad = next(v for v in present if not isinstance(v, str))
+                problems.append(
+                    {
+                        "field": spec.name,
+                        "expected": "string",
+                        "message": f"column {spec.name!r} expects string, got {_shown(bad)}",
+                    }
+                )
+                continue
+            out[spec.name] = series.astype(object)
+        else:  # datetime
+            converted = pd.to_datetime(series, errors="coerce", utc=True)
+            broken = converted.isna() & ~nulls
+            if broken.any():
+                problems.append(
+                    {
+                        "field": spec.name,
+                        "expected": "datetime",
+                        "message": f"column {spec.name!r} expects datetime, got {_shown(series[broken].iloc[0])}",
+                    }
+                )
+                continue
+            out[spec.name] = converted
+    if problems:
+        raise SignatureError(problems)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _enforce_tensor(sig: Signature, inputs: Any) -> Any:
+    import numpy as np
+
+    try:
+        array = np.asarray(inputs)
+    except ValueError as exc:  # ragged rows
+        raise SignatureError(
+            [{"field": None, "message": f"rows of different lengths: {exc}"}]
+        ) from None
+    if array.ndim == 1 and sig.tensor_width is not None and array.shape[0] == sig.tensor_width:
+        array = array.reshape(1, -1)
+    if array.ndim != 2 or array.shape[1] != sig.tensor_width:
+        raise SignatureError(
+            [
+                {
+                    "field": None,
+                    "expected": f"(rows, {sig.tensor_width})",
+                    "message": f"expected an array of shape (rows, {sig.tensor_width}), got {array.shape}",
+                }
+            ]
+        )
+    if array.shape[0] == 0:
+        raise SignatureError([{"field": None, "message": "the input has no rows"}])
+    if array.dtype.kind not in "biuf":
+        raise SignatureError(
+            [
+                {
+                    "field": None,
+                    "expected": sig.tensor_dtype,
+                    "message": f"expected numbers ({sig.tensor_dtype}), got {array.dtype}",
+                }
+            ]
+        )
+    target = np.dtype(sig.tensor_dtype)
+    if target.kind in "iu" and array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0):
+        raise SignatureError(
+            [
+                {
+                    "field": None,
+                    "expected": str(target),
+                    "message": f"expected whole numbers ({target}), got fractions",
+                }
+            ]
+        )
+    if target.kind == "f" and array.dtype.kind == "f" and np.isnan(array).any():
+        raise SignatureError(
+            [{"field": None, "message": "the input has NaN, which the signature forbids"}]
+        )
+    return array.astype(target, copy=False)

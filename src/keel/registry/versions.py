@@ -1,0 +1,430 @@
+"""Model versions in the metadata store: register, resolve, list, aliases, promote, roll back.
+
+A version is immutable; an alias (``churn@champion``) is a pointer whose every
+move is an event. Rolling back walks the alias's own history as a stack:
+promotions push, rollbacks pop, so rolling back twice goes two steps back,
+and each rollback is itself an event that can be undone by moving the alias.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, and_, func, insert, select
+
+from keel.errors import InvalidInput, NotFound
+from keel.names import check_name
+from keel.registry.names import ModelRef, check_alias, parse_model_ref
+from keel.store.db import (
+    Event,
+    actor,
+    events,
+    get_pointer,
+    history,
+    model_versions,
+    models,
+    move_pointer,
+    object_refs,
+    pointers,
+    runs,
+)
+
+if TYPE_CHECKING:
+    from keel.registry.signature import Signature
+    from keel.workspace import Workspace
+
+__all__ = [
+    "ALIAS",
+    "ModelSummary",
+    "ModelVersion",
+    "alias_history",
+    "list_models",
+    "model_aliases",
+    "model_versions_of",
+    "promote",
+    "record_model_version",
+    "resolve_model",
+    "rollback",
+    "set_alias",
+]
+
+ALIAS = "model.alias"
+_MV = model_versions.c
+
+
+@dataclass
+class ModelVersion:
+    """An immutable model version: ``name/vN``, its files (a tree) and where it came from."""
+
+    name: str
+    number: int
+    flavor: str
+    format: str
+    oid: str
+    size: int
+    signature: dict[str, Any] | None
+    frameworks: dict[str, str]
+    details: dict[str, Any]
+    message: str
+    created_at: float
+    created_by: str
+    run_id: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    workspace: Workspace | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}/v{self.number}"
+
+    def load(self) -> Any:
+        """The model, loaded from its verified files."""
+        from keel.registry.loading import load_version
+
+        assert self.workspace is not None
+        return load_version(self.workspace, self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "name": self.name,
+            "version": self.number,
+            "flavor": self.flavor,
+            "format": self.format,
+            "digest": self.oid,
+            "size": self.size,
+            "signature": self.signature,
+            "frameworks": self.frameworks,
+            "message": self.message,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "run": self.run_id,
+            "aliases": self.aliases,
+        }
+
+
+@dataclass
+class ModelSummary:
+    name: str
+    versions: int
+    latest: int | None
+    aliases: dict[str, int]
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "versions": self.versions,
+            "latest": self.latest,
+            "aliases": self.aliases,
+            "updated_at": self.updated_at,
+        }
+
+
+def _version(
+    row: Any, name: str, ws: Workspace, run_id: str | None, aliases: list[str]
+) -> ModelVersion:
+    return ModelVersion(
+        name=name,
+        number=row.number,
+        flavor=row.flavor,
+        format=row.format,
+        oid=row.oid,
+        size=row.size,
+        signature=json.loads(row.signature) if row.signature else None,
+        frameworks=json.loads(row.frameworks),
+        details=json.loads(row.details),
+        message=row.message,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        run_id=run_id,
+        aliases=aliases,
+        workspace=ws,
+    )
+
+
+def _model_id(conn: Connection, name: str) -> int:
+    row = conn.execute(select(models.c.id).where(models.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"no model named {name!r}; `keel models list` shows the models")
+    return int(row[0])
+
+
+def model_aliases(conn: Connection, name: str) -> dict[str, int]:
+    rows = conn.execute(
+        select(pointers.c.name, pointers.c.target).where(
+            and_(pointers.c.kind == ALIAS, pointers.c.name.startswith(f"{name}@", autoescape=True))
+        )
+    ).all()
+    return {str(n).split("@", 1)[1]: int(t) for n, t in rows}
+
+
+def _load_version(conn: Connection, ws: Workspace, name: str, number: int) -> ModelVersion:
+    mid = _model_id(conn, name)
+    row = conn.execute(
+        select(model_versions, runs.c.id.label("run_id"))
+        .outerjoin(runs, runs.c.pk == _MV.run_pk)
+        .where(and_(_MV.model_id == mid, _MV.number == number))
+    ).first()
+    if row is None:
+        latest = conn.execute(select(func.max(_MV.number)).where(_MV.model_id == mid)).scalar()
+        raise NotFound(f"model {name} has no version v{number}; its versions are v1..v{latest}")
+    aliases = sorted(a for a, n in model_aliases(conn, name).items() if n == number)
+    return _version(row, name, ws, row.run_id, aliases)
+
+
+def resolve_model(ws: Workspace, ref: str | ModelRef) -> ModelVersion:
+    """The version ``churn``, ``churn/v4`` or ``churn@champion`` names."""
+    parsed = ref if isinstance(ref, ModelRef) else parse_model_ref(ref)
+    with ws.db.read() as conn:
+        mid = _model_id(conn, parsed.name)
+        if parsed.alias is not None:
+            target = get_pointer(conn, ALIAS, f"{parsed.name}@{parsed.alias}")
+            if target is None:
+                have = ", ".join(sorted(model_aliases(conn, parsed.name))) or "none"
+                raise NotFound(
+                    f"model {parsed.name} has no alias {parsed.alias!r}; its aliases: {have}"
+                )
+            number = int(target)
+        elif parsed.number is not None:
+            number = parsed.number
+        else:
+            number = int(
+                conn.execute(select(func.max(_MV.number)).where(_MV.model_id == mid)).scalar() or 0
+            )
+            if number == 0:
+                raise NotFound(f"model {parsed.name} has no versions")
+        return _load_version(conn, ws, parsed.name, number)
+
+
+def record_model_version(
+    ws: Workspace,
+    *,
+    name: str,
+    run_pk: int | None,
+    flavor: str,
+    format: str,
+    oid: str,
+    size: int,
+    signature: Signature | None,
+    frameworks: dict[str, str],
+    details: dict[str, Any],
+    message: str,
+) -> ModelVersion:
+    """Record a new version of ``name`` (numbered one past the last) whose files are tree ``oid``."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    check_name(name, "model name")
+    who = actor()
+
+    def txn(conn: Connection) -> ModelVersion:
+        now = time.time()
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(
+            dialect_insert(models)
+            .values(name=name, created_at=now, created_by=who)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        mid = conn.execute(
+            select(models.c.id).where(models.c.name == name).with_for_update()
+        ).scalar_one()
+        number = (
+            int(
+                conn.execute(
+                    select(func.coalesce(func.max(_MV.number), 0)).where(_MV.model_id == mid)
+                ).scalar_one()
+            )
+            + 1
+        )
+        values = dict(
+            model_id=mid,
+            number=number,
+            run_pk=run_pk,
+            flavor=flavor,
+            format=format,
+            oid=oid,
+            size=size,
+            signature=json.dumps(signature.to_dict()) if signature else None,
+            frameworks=json.dumps(frameworks, sort_keys=True),
+            details=json.dumps(details, sort_keys=True),
+            message=message,
+            created_at=now,
+            created_by=who,
+        )
+        pk = conn.execute(insert(model_versions).values(**values)).inserted_primary_key
+        assert pk is not None
+        vid = pk[0]
+        conn.execute(
+            insert(object_refs).values(
+                owner_kind="model_version",
+                owner_id=str(vid),
+                role="files",
+                oid=oid,
+                shape="tree",
+                label=f"{name}/v{number}",
+            )
+        )
+        run_id = None
+        if run_pk is not None:
+            run_id = conn.execute(select(runs.c.id).where(runs.c.pk == run_pk)).scalar()
+        row = conn.execute(select(model_versions).where(_MV.id == vid)).one()
+        return _version(row, name, ws, run_id, [])
+
+    return ws.db.write(txn, retry_integrity=True)
+
+
+def set_alias(
+    ws: Workspace, name: str, number: int, alias: str, message: str = "", *, action: str = "move"
+) -> Event | None:
+    """Point ``name@alias`` at version ``number``. Returns the event (None if it pointed there)."""
+    check_alias(alias)
+
+    def txn(conn: Connection) -> Event | None:
+        _lock_model(conn, name)
+        _load_version(conn, ws, name, number)  # exists?
+        return move_pointer(conn, ALIAS, f"{name}@{alias}", str(number), message, action)
+
+    return ws.db.write(txn)
+
+
+def _lock_model(conn: Connection, name: str) -> int:
+    """The model's id, its row locked until commit (PostgreSQL; SQLite writers are serialized)."""
+    row = conn.execute(select(models.c.id).where(models.c.name == name).with_for_update()).first()
+    if row is None:
+        raise NotFound(f"no model named {name!r}; `keel models list` shows the models")
+    return int(row[0])
+
+
+def promote(
+    ws: Workspace, name: str, number: int, message: str = "", alias: str = "champion"
+) -> list[Event]:
+    """Point ``alias`` (champion) at version ``number``; the version it left becomes ``previous``."""
+    check_alias(alias)
+
+    def txn(conn: Connection) -> list[Event]:
+        _lock_model(conn, name)
+        _load_version(conn, ws, name, number)
+        before = get_pointer(conn, ALIAS, f"{name}@{alias}")
+        moved = []
+        event = move_pointer(
+            conn, ALIAS, f"{name}@{alias}", str(number), message or f"promote v{number}", "promote"
+        )
+        if event is not None:
+            moved.append(event)
+            if before is not None and alias == "champion":
+                prev = move_pointer(
+                    conn,
+                    ALIAS,
+                    f"{name}@previous",
+                    before,
+                    f"champion moved to v{number}",
+                    "promote",
+                )
+                if prev is not None:
+                    moved.append(prev)
+        return moved
+
+    return ws.db.write(txn)
+
+
+def _stack(moves: list[Event]) -> list[str]:
+    """Replay an alias's moves (oldest first): promotions and moves push, rollbacks pop."""
+    stack: list[str] = []
+    for event in moves:
+        if event.action == "rollback":
+            if stack:
+                stack.pop()
+        elif event.to_target is None:
+            stack.clear()
+        else:
+            stack.append(event.to_target)
+    return stack
+
+
+def rollback(ws: Workspace, name: str, alias: str = "champion", message: str = "") -> Event:
+    """Move ``alias`` back to where it pointed before its last move (repeatable)."""
+    check_alias(alias)
+
+    def txn(conn: Connection) -> Event:
+        _lock_model(conn, name)
+        key = f"{name}@{alias}"
+        stack = _stack(list(reversed(history(conn, ALIAS, key))))
+        if len(stack) < 2:
+            raise InvalidInput(f"{key} has no earlier version to roll back to")
+        current, target = stack[-1], stack[-2]
+        event = move_pointer(
+            conn, ALIAS, key, target, message or f"roll back v{current} -> v{target}", "rollback"
+        )
+        if event is None:  # pragma: no cover - the stack top is the pointer
+            raise InvalidInput(f"{key} already points at v{target}")
+        if alias == "champion":
+            move_pointer(
+                conn, ALIAS, f"{name}@previous", current, f"rolled back from v{current}", "rollback"
+            )
+        return event
+
+    return ws.db.write(txn)
+
+
+def alias_history(ws: Workspace, name: str) -> list[Event]:
+    """Every move of every alias of ``name``, newest first."""
+    with ws.db.read() as conn:
+        _model_id(conn, name)
+        rows = conn.execute(
+            select(events)
+            .where(
+                and_(events.c.kind == ALIAS, events.c.name.startswith(f"{name}@", autoescape=True))
+            )
+            .order_by(events.c.id.desc())
+        ).all()
+    return [
+        Event(
+            r.id,
+            r.at,
+            r.actor,
+            r.kind,
+            r.name,
+            r.from_target,
+            r.to_target,
+            r.message,
+            r.action or "move",
+        )
+        for r in rows
+    ]
+
+
+def model_versions_of(ws: Workspace, name: str) -> list[ModelVersion]:
+    """Every version of ``name``, newest first, with its aliases."""
+    with ws.db.read() as conn:
+        mid = _model_id(conn, name)
+        aliases = model_aliases(conn, name)
+        by_number: dict[int, list[str]] = {}
+        for a, n in aliases.items():
+            by_number.setdefault(n, []).append(a)
+        rows = conn.execute(
+            select(model_versions, runs.c.id.label("run_id"))
+            .outerjoin(runs, runs.c.pk == _MV.run_pk)
+            .where(_MV.model_id == mid)
+            .order_by(_MV.number.desc())
+        ).all()
+    return [_version(r, name, ws, r.run_id, sorted(by_number.get(r.number, []))) for r in rows]
+
+
+def list_models(ws: Workspace) -> list[ModelSummary]:
+    with ws.db.read() as conn:
+        rows = conn.execute(
+            select(
+                models.c.name, func.count(_MV.id), func.max(_MV.number), func.max(_MV.created_at)
+            )
+            .outerjoin(model_versions, _MV.model_id == models.c.id)
+            .group_by(models.c.name)
+            .order_by(models.c.name)
+        ).all()
+        return [
+            ModelSummary(
+                str(n), int(c), int(m) if m else None, model_aliases(conn, str(n)), float(t or 0)
+            )
+            for n, c, m, t in rows
+        ]
