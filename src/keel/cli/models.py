@@ -107,7 +107,7 @@ def show_cmd(name: str, limit: int, as_json: bool) -> None:
                     when(e.at),
                     e.actor,
                     e.name.split("@", 1)[1],
-                    f"v{e.from_target or '-'} -> v{e.to_target or '-'}",
+                    f"{_v(e.from_target)} -> {_v(e.to_target)}",
                     e.action,
                     e.message,
                 )
@@ -117,13 +117,22 @@ def show_cmd(name: str, limit: int, as_json: bool) -> None:
         )
 
 
-def _parse_version(text: str) -> int:
-    from keel.errors import BadRef
+def _parse_version(name: str, text: str) -> int:
+    """``4``, ``v4`` or ``NAME/v4``; a version of another model is refused."""
+    from keel.errors import BadRef, InvalidInput
 
+    if "/" in text:
+        owner, _, text = text.partition("/")
+        if owner != name:
+            raise InvalidInput(f"{owner}/{text} is a version of model {owner}, not of {name}")
     digits = text[1:] if text.startswith("v") else text
     if not digits.isdigit() or int(digits) < 1:
         raise BadRef(f"invalid version {text!r}: expected a number like 4 or v4")
     return int(digits)
+
+
+def _v(target: str | None) -> str:
+    return f"v{target}" if target else "(none)"
 
 
 @models.command("alias")
@@ -136,13 +145,12 @@ def alias_cmd(name: str, version: str, alias: str, message: str) -> None:
     from keel.registry.versions import set_alias
     from keel.workspace import connect
 
-    number = _parse_version(version)
+    number = _parse_version(name, version)
     event = set_alias(connect(), name, number, alias, message)
     if event is None:
         click.echo(f"{name}@{alias} already points at v{number}")
     else:
-        before = f"v{event.from_target}" if event.from_target else "(new)"
-        click.echo(f"{name}@{alias}: {before} -> v{number}")
+        click.echo(f"{name}@{alias}: {_v(event.from_target)} -> v{number}")
 
 
 @models.command("promote")
@@ -154,12 +162,12 @@ def promote_cmd(name: str, version: str, message: str) -> None:
     from keel.registry.versions import promote
     from keel.workspace import connect
 
-    number = _parse_version(version)
+    number = _parse_version(name, version)
     moved = promote(connect(), name, number, message)
     if not moved:
         click.echo(f"{name}@champion already points at v{number}")
     for e in moved:
-        click.echo(f"{e.name}: v{e.from_target or '-'} -> v{e.to_target}")
+        click.echo(f"{e.name}: {_v(e.from_target)} -> {_v(e.to_target)}")
 
 
 @models.command("rollback")
