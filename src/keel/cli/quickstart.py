@@ -2,9 +2,10 @@
 
 Each capability adds its chapter here as it lands. Today: the foundation (a
 workspace, two versions of a churn table, what changed, an exact restore,
-proof that every byte is whole) and experiment tracking (two tracked
-training runs from a git repository with uncommitted changes, compared, and
-the best one reproduced from its record).
+proof that every byte is whole), experiment tracking (two tracked training
+runs from a git repository with uncommitted changes, compared, and the best
+one reproduced from its record) and the registry (each run registers its
+model; the better one is promoted, serves a prediction, and is rolled back).
 """
 
 from __future__ import annotations
@@ -156,14 +157,38 @@ def quickstart(rows: int) -> None:
     state = "[green]ok[/]" if report.ok and not problems else "[red]problems[/]"
     con.print(f"  {state}: {report.objects_checked} objects checked")
 
-    _tracking_chapter(step, con, ws)
+    runs = _tracking_chapter(step, con, ws)
+    _registry_chapter(step, con, ws, runs)
 
     con.print(
         f"\n[bold]Done in {time.perf_counter() - start:.1f} s.[/] Try: keel data log churn · "
-        "keel data diff churn@v1 churn@v2 · keel runs list · keel runs show RUN --patch"
+        "keel runs list · keel runs show RUN --patch · keel models show churn · "
+        "keel lineage churn@champion"
     )
     ws.close()
 
+
+MODEL_MODULE = '''\
+"""The churn model: a logistic regression on three features (numpy only)."""
+import numpy as np
+
+import keel
+
+FEATURES = ["tenure", "monthly_charges", "plan"]
+
+
+def design(df):
+    X = np.column_stack([df["tenure"] / 72, df["monthly_charges"] / 100, df["plan"] == "team"])
+    return np.column_stack([np.ones(len(X)), X]).astype(float)
+
+
+class ChurnModel(keel.PythonModel):
+    def __init__(self, weights):
+        self.weights = weights
+
+    def predict(self, df):
+        return (design(df) @ self.weights > 0).astype(int)
+'''
 
 TRAIN_SCRIPT = '''\
 """Churn model: logistic regression by gradient descent (numpy only), tracked by keel."""
@@ -172,14 +197,14 @@ import sys
 import numpy as np
 
 import keel
+from churn_model import FEATURES, ChurnModel, design
 
 lr = float(sys.argv[1]) if len(sys.argv) > 1 else 0.1
 epochs = 60
 
 with keel.start_run(name=f"logreg-lr{lr}", params={"lr": lr, "epochs": epochs}, seeds={"split": 7}) as run:
     df = run.use("churn@v2").to_pandas()
-    X = np.column_stack([df["tenure"] / 72, df["monthly_charges"] / 100, df["plan"] == "team"])
-    X = np.column_stack([np.ones(len(X)), X]).astype(float)
+    X = design(df)
     y = df["churned"].to_numpy(dtype=float)
     order = np.random.default_rng(7).permutation(len(y))
     train, test = order[: len(y) * 4 // 5], order[len(y) * 4 // 5 :]
@@ -195,6 +220,7 @@ with keel.start_run(name=f"logreg-lr{lr}", params={"lr": lr, "epochs": epochs}, 
     run.log_metrics({"auc": auc, "accuracy": float(((score > 0) == (y[test] == 1)).mean())})
     np.save("weights.npy", w)
     run.log_artifact("weights.npy")
+    run.log_model(ChurnModel(w), "churn", input_example=df[FEATURES].head(5))
 '''
 
 
@@ -214,7 +240,10 @@ def _git(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _tracking_chapter(say: Callable[[str, str], None], out: Console, ws: Workspace) -> None:
+def _tracking_chapter(
+    say: Callable[[str, str], None], out: Console, ws: Workspace
+) -> tuple[str, str] | None:
+    """Two tracked runs and a reproduction; returns (worse run id, better run id)."""
     from keel.track.reproduce import reproduce
     from keel.track.search import search_runs
 
@@ -225,18 +254,22 @@ def _tracking_chapter(say: Callable[[str, str], None], out: Console, ws: Workspa
     )
     if shutil.which("git") is None:
         out.print("  (git is not installed: skipping the tracking chapter)")
-        return
+        return None
     Path("train.py").write_text(TRAIN_SCRIPT)
-    Path(".gitignore").write_text(".keel/\ndata/\nrestored/\n*.npy\n")
+    Path("churn_model.py").write_text(MODEL_MODULE)
+    Path(".gitignore").write_text(".keel/\ndata/\nrestored/\n*.npy\n__pycache__/\n")
     if not Path(".git").exists():
         _git("init", "-q")
-    _git("add", "train.py", ".gitignore")
+    _git("add", "train.py", "churn_model.py", ".gitignore")
     _git("commit", "-q", "-m", "train.py")
     with Path("train.py").open("a") as fh:  # an uncommitted change: still reproducible
         fh.write("# tried a larger learning rate too\n")
+    import datetime as dt
+
+    since = dt.datetime.now(dt.UTC).isoformat()
     for lr in ("0.5", "2.0"):
         subprocess.run([sys.executable, "train.py", lr], check=True)
-    page = search_runs(ws, "params.epochs = 60", sort="-metrics.auc", limit=5)
+    page = search_runs(ws, f'params.epochs = 60 and created >= "{since}"', sort="-metrics.auc")
     for r in page.runs:
         out.print(
             f"  {r.id[:8]}  {r.name:<14} auc {r.metrics['auc']:.4f}  "
@@ -253,3 +286,38 @@ def _tracking_chapter(say: Callable[[str, str], None], out: Console, ws: Workspa
         f"  {result.verdict}: run {best.id[:8]} -> {(result.reproduction or '-')[:8]} "
         "(same metrics, same model bytes)"
     )
+    return page.runs[-1].id, best.id
+
+
+def _registry_chapter(
+    say: Callable[[str, str], None], out: Console, ws: Workspace, runs: tuple[str, str] | None
+) -> None:
+    import os
+
+    from keel.registry import load_model
+    from keel.registry.lineage import lineage
+    from keel.registry.versions import model_versions_of, promote, rollback
+
+    if runs is None:
+        return
+    by_run = {v.run_id: v.number for v in model_versions_of(ws, "churn")}
+    first, second = by_run[runs[0]], by_run[runs[1]]
+    say(
+        "Register, promote, roll back",
+        f"Each run registered its model (churn/v{first}, churn/v{second}). `keel models "
+        "promote` points churn@champion at one; `keel models rollback` moves it back in an "
+        "instant. Every move is an event: who, when, from, to, why.",
+    )
+    promote(ws, "churn", first, "first model")
+    promote(ws, "churn", second, "higher AUC on churn@v2")
+    sys.path.insert(0, os.getcwd())  # the model's class lives in churn_model.py, here
+    champion = load_model("churn@champion", workspace=ws)
+    customer = [{"tenure": 2, "monthly_charges": 95.0, "plan": "team"}]
+    out.print(
+        f"  champion is {champion.ref}; a new team-plan customer -> churn={champion.predict(customer)[0]}"
+    )
+    event = rollback(ws, "churn", message="rolled back in the quickstart")
+    out.print(f"  rolled back: churn@champion v{event.from_target} -> v{event.to_target}")
+    graph = lineage(ws, "churn@champion")
+    kinds = sorted({n["kind"] for n in graph["nodes"]})
+    out.print(f"  lineage of churn@champion: {', '.join(kinds)} (keel lineage churn@champion)")
