@@ -78,6 +78,7 @@ class Run:
         self._extend = writer.points.extend  # the hot path: one atomic C call per point
         self._steps: dict[str, int] = {}
         self._params: dict[str, str] = {}
+        self._environment: threading.Thread | None = None
         self.status = "running"
 
     def __repr__(self) -> str:
@@ -344,6 +345,8 @@ class Run:
         with _ACTIVE_LOCK:
             if self in _ACTIVE:
                 _ACTIVE.remove(self)
+        if self._environment is not None:
+            self._environment.join(timeout=30)  # a short script must not end before it is recorded
         flush_error: BaseException | None = None
         try:
             self._writer.close()
@@ -471,9 +474,10 @@ def start_run(
     run = Run(
         ws, pk, run_id, name, MetricWriter(ws.db, pk, flush_interval=flush, heartbeat_interval=beat)
     )
-    threading.Thread(
+    run._environment = threading.Thread(
         target=_record_environment, args=(ws, pk, run_id, code), name="keel-env", daemon=True
-    ).start()
+    )
+    run._environment.start()
     try:
         if params:
             run.log_params(params)
