@@ -35,10 +35,10 @@ def _wrap(cls: type) -> Any:
     original = cls.__dict__["fit"]
 
     @functools.wraps(original)
-    def fit(self: Any, X: Any, y: Any = None, *args: Any, **kwargs: Any) -> Any:
+    def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
         depth = getattr(_STATE, "depth", 0)
         if depth > 0:
-            return original(self, X, y, *args, **kwargs)
+            return original(self, *args, **kwargs)
         from keel.track.run import active_run, start_run
 
         run = active_run()
@@ -48,7 +48,7 @@ def _wrap(cls: type) -> Any:
         _STATE.depth = depth + 1
         started = time.perf_counter()
         try:
-            result = original(self, X, y, *args, **kwargs)
+            result = original(self, *args, **kwargs)  # fit(X) and fit(X, y) alike
         except BaseException:
             _STATE.depth = depth
             if own:
@@ -61,13 +61,13 @@ def _wrap(cls: type) -> Any:
             pass  # fitted twice in one run with other params: the first fit's stay
         run.set_tags({"estimator": f"{type(self).__module__}.{type(self).__name__}"})
         metrics = {"training_duration_s": time.perf_counter() - started}
-        if y is not None and hasattr(self, "score"):
+        X = args[0] if args else kwargs.get("X")
+        y = args[1] if len(args) > 1 else kwargs.get("y")
+        if X is not None and y is not None and hasattr(self, "score"):
+            from sklearn.base import is_classifier
+
+            name = "training_accuracy" if is_classifier(self) else "training_score"
             try:
-                name = (
-                    "training_accuracy"
-                    if getattr(self, "_estimator_type", "") == "classifier"
-                    else "training_score"
-                )
                 metrics[name] = float(self.score(X, y))
             except Exception:  # noqa: BLE001, S110 - some estimators cannot score their input
                 pass

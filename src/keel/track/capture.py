@@ -87,6 +87,8 @@ def capture_code(store: ObjectStore, cwd: str | None = None) -> CodeState:
     entries: list[TreeEntry] = []
     total = 0
     for name in sorted(names):
+        if ".keel" in name.split("/"):
+            continue  # a workspace inside the repository is data, not code
         path = Path(root, name)
         try:
             st = path.lstat()

@@ -85,9 +85,24 @@ def _tokens(text: str) -> list[tuple[str, Any, int]]:
         raw = m.group(kind)
         start = m.start(kind) + 1
         if kind == "num":
-            out.append(("value", float(raw) if any(c in raw for c in ".eE") else int(raw), start))
+            try:
+                out.append(
+                    ("value", float(raw) if any(c in raw for c in ".eE") else int(raw), start)
+                )
+            except ValueError:
+                raise FilterSyntaxError(
+                    f"number at column {start} of the filter is too long"
+                ) from None
         elif kind == "str":
-            out.append(("value", bytes(raw[1:-1], "utf-8").decode("unicode_escape"), start))
+            # Only \" \' and \\ are escapes; any other backslash is refused, never guessed at.
+            body = raw[1:-1]
+            bad = re.search(r"\\[^\"'\\]", body)
+            if bad:
+                raise FilterSyntaxError(
+                    f"unknown escape {bad.group(0)!r} in the string at column {start}: "
+                    "only \\\" \\' and \\\\ are escapes"
+                )
+            out.append(("value", re.sub(r"\\(.)", r"\1", body), start))
         elif kind == "op":
             out.append(("op", "=" if raw == "==" else raw, start))
         else:

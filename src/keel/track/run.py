@@ -46,6 +46,7 @@ _now = time.time
 _ACTIVE: list[Run] = []
 _ACTIVE_LOCK = threading.Lock()
 _HOOKS_INSTALLED = False
+_TERMINATED = False  # SIGTERM arrived: runs still open at exit ended by it, so "killed"
 
 
 def _float_env(name: str, default: float) -> float:
@@ -116,14 +117,14 @@ class Run:
         """
         if key not in _KNOWN_KEYS:
             check_key(key)
-        if step is None:
-            step = self._steps.get(key, -1) + 1
-        self._steps[key] = step
         if type(value) is not float:
             try:
                 value = float(value)
             except (TypeError, ValueError):
                 raise InvalidInput(f"metric {key!r} must be a number, not {value!r}") from None
+        if step is None:
+            step = self._steps.get(key, -1) + 1
+        self._steps[key] = step
         self._extend((key, step, _now() if timestamp is None else timestamp, value))
 
     def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
@@ -547,7 +548,12 @@ def _install_hooks() -> None:
     if _HOOKS_INSTALLED:
         return
     _HOOKS_INSTALLED = True
-    atexit.register(_end_all, "finished")
+    atexit.register(
+        lambda: _end_all(
+            "killed" if _TERMINATED else "finished",
+            "terminated by SIGTERM" if _TERMINATED else None,
+        )
+    )
     previous_hook = sys.excepthook
 
     def excepthook(
@@ -566,9 +572,12 @@ def _install_hooks() -> None:
     ):
 
         def on_term(signum: int, frame: Any) -> None:
-            _end_all("killed", "terminated by SIGTERM")
+            # Unwind instead of ending runs here: the handler may have interrupted a flush that
+            # holds the writer's lock. `with` blocks end their runs as killed; atexit the rest.
+            global _TERMINATED
+            _TERMINATED = True
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+            raise SystemExit(128 + signum)
 
         signal.signal(signal.SIGTERM, on_term)
 

@@ -109,8 +109,8 @@ def _cmp(column: Any, op: str, value: Any) -> ColumnElement[bool]:
         ">": column > value,
         ">=": column >= value,
     }
-    if op == "~":
-        return cast("ColumnElement[bool]", column.contains(str(value), autoescape=True))
+    if op == "~":  # case-insensitive on SQLite and PostgreSQL alike
+        return cast("ColumnElement[bool]", column.icontains(str(value), autoescape=True))
     return cast("ColumnElement[bool]", ops[op])
 
 
@@ -143,7 +143,9 @@ def _compile(node: Any) -> ColumnElement[bool]:
             return ~found if c.op == "is null" else found
         values = c.value if c.op == "in" else (c.value,)
         if c.op == "~":
-            return exists().where(*base, run_params.c.value.contains(str(c.value), autoescape=True))
+            return exists().where(
+                *base, run_params.c.value.icontains(str(c.value), autoescape=True)
+            )
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
         if numeric:
             if c.op == "in":
@@ -195,6 +197,8 @@ def _data(c: Compare) -> ColumnElement[bool]:
         cond = [run_inputs.c.run_pk == runs.c.pk, datasets.c.name == ref.name]
         if ref.number is not None:
             cond.append(dataset_versions.c.number == ref.number)
+        elif ref.digest_prefix is not None and "@" in str(text):
+            cond.append(dataset_versions.c.digest.startswith(ref.digest_prefix, autoescape=True))
         conditions.append(
             exists()
             .select_from(

@@ -74,7 +74,11 @@ class MetricWriter:
             beat = now - self._last_beat >= self.heartbeat_interval
             if not batch and not beat:
                 return 0
-            ids, seq = self.db.write(lambda conn: self._write(conn, batch, now))
+            try:
+                ids, seq = self.db.write(lambda conn: self._write(conn, batch, now))
+            except BaseException:
+                points[:0] = batch  # not written: back to the front, in order (one C call)
+                raise
             # Only once committed: a retried transaction learns them again.
             self._key_ids.update(ids)
             self._seq.update(seq)
