@@ -58,7 +58,7 @@ def list_cmd(as_json: bool) -> None:
 
 @models.command("show")
 @click.argument("name")
-@click.option("--limit", default=20, show_default=True, help="Versions and events to print.")
+@click.option("--limit", default=100, show_default=True, help="Newest versions and events to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print versions, aliases and events as JSON.")
 def show_cmd(name: str, limit: int, as_json: bool) -> None:
     """Versions, aliases, and who moved them when and why."""

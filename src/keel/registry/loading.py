@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,9 @@ class LoadedModel:
         return method(self.prepare(inputs))
 
 
+@functools.lru_cache(maxsize=64)
 def _installed(dist: str) -> str | None:
+    """Installed version of ``dist`` (cached: parsing package metadata was half a load's time)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

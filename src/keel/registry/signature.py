@@ -93,12 +93,18 @@ class Signature:
 
 
 def to_frame(inputs: Any) -> Any:
-    """A DataFrame from a DataFrame, a list of dicts (records) or a dict of lists (columns)."""
+    """A DataFrame from a DataFrame, a list of dicts (records), a dict of lists (columns) or
+    one record (a dict of scalars)."""
+    import numpy as np
     import pandas as pd
 
     if isinstance(inputs, pd.DataFrame):
         return inputs
     if isinstance(inputs, dict):
+        if inputs and not any(
+            isinstance(v, list | tuple | np.ndarray | pd.Series) for v in inputs.values()
+        ):
+            return pd.DataFrame.from_records([inputs])  # one record, given as a dict of scalars
         lengths = {len(v) for v in inputs.values() if isinstance(v, list | tuple)}
         if len(lengths) > 1:
             raise SignatureError([{"field": None, "message": "columns have different lengths"}])
@@ -134,6 +140,9 @@ def _column_type(series: Any) -> str:
         return "float"
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
+    present = series.dropna()
+    if len(present) and present.map(lambda v: isinstance(v, bool)).all():
+        return "boolean"  # booleans with gaps come back from pandas as objects
     return "string"
 
 
@@ -185,6 +194,8 @@ def _enforce_columns(sig: Signature, inputs: Any) -> Any:
     import pandas as pd
 
     frame = to_frame(inputs)
+    if any(not isinstance(c, str) for c in frame.columns):
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)  # signatures name by str
     problems: list[dict[str, Any]] = []
     if len(frame) == 0:
         raise SignatureError([{"field": None, "message": "the input has no rows"}])
@@ -242,9 +253,13 @@ def _enforce_columns(sig: Signature, inputs: Any) -> Any:
                 )
                 continue
             if spec.type == "integer":
-                finite = numeric[~nulls]
-                if not np.isfinite(finite).all() or not (finite % 1 == 0).all():
-                    bad = series[~nulls][(~np.isfinite(finite)) | (finite % 1 != 0)].iloc[0]
+                if pd.api.types.is_integer_dtype(series.dtype):
+                    out[spec.name] = series  # already integers (nullable Int64 too): exact
+                    continue
+                finite = numeric[~nulls].astype("float64")
+                whole = np.isfinite(finite) & (finite % 1 == 0) & (finite.abs() < 2.0**63)
+                if not whole.all():
+                    bad = series[~nulls][~whole].iloc[0]
                     problems.append(
                         {
                             "field": spec.name,
@@ -254,7 +269,7 @@ def _enforce_columns(sig: Signature, inputs: Any) -> Any:
                     )
                     continue
                 out[spec.name] = (
-                    numeric.astype("int64") if not nulls.any() else numeric.astype("float64")
+                    numeric.astype("int64") if not nulls.any() else numeric.astype("Int64")
                 )
             else:
                 out[spec.name] = numeric.astype("float64")
@@ -283,7 +298,15 @@ def _enforce_columns(sig: Signature, inputs: Any) -> Any:
                 continue
             out[spec.name] = series.astype(object)
         else:  # datetime
-            converted = pd.to_datetime(series, errors="coerce", utc=True)
+            if pd.api.types.is_datetime64_any_dtype(series.dtype):
+                # Aware times compare in UTC; naive ones stay naive (no zone is invented).
+                aware = getattr(series.dt, "tz", None) is not None
+                out[spec.name] = series.dt.tz_convert("UTC") if aware else series
+                continue
+            try:
+                converted = pd.to_datetime(series, errors="coerce")
+            except (ValueError, TypeError):  # mixed time zones: compare them in UTC
+                converted = pd.to_datetime(series, errors="coerce", utc=True)
             broken = converted.isna() & ~nulls
             if broken.any():
                 problems.append(
@@ -334,7 +357,15 @@ def _enforce_tensor(sig: Signature, inputs: Any) -> Any:
             ]
         )
     target = np.dtype(sig.tensor_dtype)
-    if target.kind in "iu" and array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0):
+    if (
+        target.kind in "iu"
+        and array.dtype.kind == "f"
+        and not (
+            np.all(np.isfinite(array))
+            and np.all(np.mod(array, 1) == 0)
+            and np.all(np.abs(array) <= np.iinfo(target).max)
+        )
+    ):
         raise SignatureError(
             [
                 {

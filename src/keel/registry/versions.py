@@ -23,7 +23,6 @@ from keel.store.db import (
     actor,
     events,
     get_pointer,
-    history,
     model_versions,
     models,
     move_pointer,
@@ -179,6 +178,9 @@ def resolve_model(ws: Workspace, ref: str | ModelRef) -> ModelVersion:
     """The version ``churn``, ``churn/v4`` or ``churn@champion`` names."""
     parsed = ref if isinstance(ref, ModelRef) else parse_model_ref(ref)
     with ws.db.read() as conn:
+        found = _resolve_fast(conn, ws, parsed)
+        if found is not None:
+            return found
         mid = _model_id(conn, parsed.name)
         if parsed.alias is not None:
             target = get_pointer(conn, ALIAS, f"{parsed.name}@{parsed.alias}")
@@ -197,6 +199,35 @@ def resolve_model(ws: Workspace, ref: str | ModelRef) -> ModelVersion:
             if number == 0:
                 raise NotFound(f"model {parsed.name} has no versions")
         return _load_version(conn, ws, parsed.name, number)
+
+
+def _resolve_fast(conn: Connection, ws: Workspace, parsed: ModelRef) -> ModelVersion | None:
+    """One query for the common case (the version exists); None sends the caller the slow,
+    explaining way."""
+    query = (
+        select(model_versions, runs.c.id.label("run_id"))
+        .join(models, models.c.id == _MV.model_id)
+        .outerjoin(runs, runs.c.pk == _MV.run_pk)
+        .where(models.c.name == parsed.name)
+    )
+    if parsed.alias is not None:
+        query = query.join(
+            pointers,
+            and_(
+                pointers.c.kind == ALIAS,
+                pointers.c.name == f"{parsed.name}@{parsed.alias}",
+                func.cast(pointers.c.target, model_versions.c.number.type) == _MV.number,
+            ),
+        )
+    elif parsed.number is not None:
+        query = query.where(_MV.number == parsed.number)
+    else:
+        query = query.order_by(_MV.number.desc()).limit(1)
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    aliases = sorted(a for a, n in model_aliases(conn, parsed.name).items() if n == row.number)
+    return _version(row, parsed.name, ws, row.run_id, aliases)
 
 
 def record_model_version(
@@ -343,6 +374,34 @@ def _stack(moves: list[Event]) -> list[str]:
     return stack
 
 
+def _top_two(conn: Connection, key: str) -> list[str]:
+    """The alias's current and previous stack entries, reading its history newest first only
+    as far as needed (the same answer as replaying it all with :func:`_stack`)."""
+    found: list[str] = []
+    pops = 0
+    before: int | None = None
+    while len(found) < 2:
+        query = select(events).where(and_(events.c.kind == ALIAS, events.c.name == key))
+        if before is not None:
+            query = query.where(events.c.id < before)
+        page = conn.execute(query.order_by(events.c.id.desc()).limit(200)).all()
+        if not page:
+            break
+        for e in page:
+            if (e.action or "move") == "rollback":
+                pops += 1
+            elif e.to_target is None:
+                return found  # the alias was removed: nothing earlier counts
+            elif pops:
+                pops -= 1
+            else:
+                found.append(e.to_target)
+                if len(found) == 2:
+                    break
+        before = page[-1].id
+    return found
+
+
 def rollback(ws: Workspace, name: str, alias: str = "champion", message: str = "") -> Event:
     """Move ``alias`` back to where it pointed before its last move (repeatable)."""
     check_alias(alias)
@@ -350,10 +409,10 @@ def rollback(ws: Workspace, name: str, alias: str = "champion", message: str = "
     def txn(conn: Connection) -> Event:
         _lock_model(conn, name)
         key = f"{name}@{alias}"
-        stack = _stack(list(reversed(history(conn, ALIAS, key))))
-        if len(stack) < 2:
+        top = _top_two(conn, key)
+        if len(top) < 2:
             raise InvalidInput(f"{key} has no earlier version to roll back to")
-        current, target = stack[-1], stack[-2]
+        current, target = top
         event = move_pointer(
             conn, ALIAS, key, target, message or f"roll back v{current} -> v{target}", "rollback"
         )

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from keel.errors import KeelError
 
-__all__ = ["Flavor", "MissingFramework", "SavedModel"]
+__all__ = ["Flavor", "MissingFramework", "ModelCodeMissing", "SavedModel", "unpickle"]
 
 
 class MissingFramework(KeelError):
@@ -25,6 +25,26 @@ class MissingFramework(KeelError):
         super().__init__(
             f"this model needs {framework}, which is not installed: pip install {package}"
         )
+
+
+class ModelCodeMissing(MissingFramework):
+    """The model's own code (the module defining its class) cannot be imported here."""
+
+    def __init__(self, message: str) -> None:
+        KeelError.__init__(self, message)
+
+
+def unpickle(data: bytes) -> Any:
+    """Unpickle verified bytes of the workspace's own object; a missing class is one clear error."""
+    import pickle
+
+    try:
+        return pickle.loads(data)  # noqa: S301 - only ever called on digest-verified workspace bytes
+    except (ImportError, AttributeError) as exc:
+        raise ModelCodeMissing(
+            f"the model's code cannot be imported here ({exc}); install or put on the path the "
+            "module that defines its class"
+        ) from None
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from keel.registry.flavors.contract import SavedModel
+from keel.registry.flavors.contract import SavedModel, unpickle
 
 __all__ = ["PythonFlavor", "PythonModel"]
 
@@ -46,7 +46,7 @@ class PythonFlavor:
 
     def load(self, saved: SavedModel) -> Any:
         # Verified bytes of the workspace's own object: pickle is safe to open here only.
-        return pickle.loads(saved.files["model.pkl"])  # noqa: S301
+        return unpickle(saved.files["model.pkl"])
 
     def predict(self, model: Any, inputs: Any) -> Any:
         return model.predict(inputs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from keel.registry.flavors.contract import MissingFramework, SavedModel
+from keel.registry.flavors.contract import MissingFramework, SavedModel, unpickle
 
 __all__ = ["SklearnFlavor"]
 
@@ -68,7 +68,7 @@ class SklearnFlavor:
         except ImportError:
             raise MissingFramework("scikit-learn", self.package) from None
         # Verified bytes of the workspace's own object: pickle is safe to open here only.
-        return pickle.loads(saved.files["model.pkl"])  # noqa: S301
+        return unpickle(saved.files["model.pkl"])
 
     def predict(self, model: Any, inputs: Any) -> Any:
         return model.predict(inputs)

@@ -25,7 +25,7 @@ class XGBoostFlavor:
             {"model.ubj": raw},
             "xgboost-ubj",
             {"feature_names": names},
-            {"xgboost": xgboost.__version__},
+            {_distribution(): xgboost.__version__},
         )
 
     def load(self, saved: SavedModel) -> Any:
@@ -41,3 +41,11 @@ class XGBoostFlavor:
         import xgboost
 
         return model.predict(xgboost.DMatrix(inputs))
+
+
+def _distribution() -> str:
+    """The distribution that installed the xgboost module: xgboost, or xgboost-cpu."""
+    from importlib.metadata import packages_distributions
+
+    names = packages_distributions().get("xgboost", [])
+    return names[0] if names else "xgboost"

@@ -7,6 +7,7 @@ transaction, so every state the system was ever in can be named and restored.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import time
@@ -37,8 +38,11 @@ class Event:
 def actor() -> str:
     """Who is acting: ``KEEL_USER`` or the login name."""
     name = os.environ.get("KEEL_USER")
-    if name:
-        return name[:128]
+    return name[:128] if name else _login()
+
+
+@functools.lru_cache(maxsize=1)
+def _login() -> str:
     try:
         return getpass.getuser()[:128]
     except (KeyError, OSError):  # pragma: no cover - no passwd entry in some containers

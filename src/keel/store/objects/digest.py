@@ -10,6 +10,7 @@ __all__ = ["OID_HEX_LEN", "hash_bytes", "is_oid"]
 
 OID_HEX_LEN = 64
 _OID = re.compile(r"[0-9a-f]{64}")
+_PARALLEL_FROM = 8 << 20
 
 
 def hash_bytes(data: bytes | bytearray | memoryview) -> str:
@@ -18,7 +19,10 @@ def hash_bytes(data: bytes | bytearray | memoryview) -> str:
     >>> hash_bytes(b"")[:16]
     'af1349b9f5f9a1a6'
     """
-    # blake3 releases the GIL for large inputs, so chunk hashing runs in parallel threads.
+    # blake3 releases the GIL for large inputs, so chunk hashing runs in parallel threads;
+    # a single large object (a 50 MB model) is hashed on every core.
+    if len(data) >= _PARALLEL_FROM:
+        return blake3.blake3(data, max_threads=blake3.blake3.AUTO).hexdigest()
     return blake3.blake3(data).hexdigest()
 
 
