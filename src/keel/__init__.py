@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from keel import data, errors
     from keel.data import DatasetVersion
     from keel.errors import KeelError
+    from keel.evaluation import evaluate, gate
+    from keel.evaluation import outcomes as outcomes
     from keel.registry import LoadedModel, PythonModel, load_model
     from keel.track import Run, active_run, start_run
     from keel.track.records import RunRecord
@@ -39,6 +41,8 @@ __all__ = [
     "data",
     "end_run",
     "errors",
+    "evaluate",
+    "gate",
     "get_run",
     "init",
     "load_model",
@@ -69,6 +73,9 @@ _LAZY = {
     "LoadedModel": ("keel.registry", "LoadedModel"),
     "PythonModel": ("keel.registry", "PythonModel"),
     "load_model": ("keel.registry", "load_model"),
+    "evaluate": ("keel.evaluation", "evaluate"),
+    "gate": ("keel.evaluation", "gate"),
+    "outcomes": ("keel.evaluation.outcomes", None),
 }
 
 

@@ -34,6 +34,14 @@ COMMANDS = {
         "keel.cli.models:lineage_cmd",
         "Where a model or dataset version came from and what it fed.",
     ),
+    "evaluate": (
+        "keel.cli.evaluate:evaluate_cmd",
+        "Evaluate a model on data: metrics, value, threshold, slices.",
+    ),
+    "gate": (
+        "keel.cli.evaluate:gate_cmd",
+        "Should a challenger replace the champion? Exit 0 promote, 1 reject.",
+    ),
     "reproduce": (
         "keel.cli.runs:reproduce_cmd",
         "Re-run a run from its record and compare; exit 1 if it differs.",

@@ -213,6 +213,10 @@ def lineage_cmd(ref: str, as_json: bool) -> None:
             extra = f" (Python {n.get('python')}, {n.get('packages')} packages)"
         elif n["kind"] == "model" and n.get("aliases"):
             extra = f" [{', '.join(n['aliases'])}]"
+        elif n["kind"] == "gate":
+            extra = " promote" if n.get("promote") else " reject"
+        elif n["kind"] == "evaluation" and n.get("data"):
+            extra = f" on {n['data']}"
         return f"{n['kind']} {n['ref']}{extra}"
 
     root = graph["root"]

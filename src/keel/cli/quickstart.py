@@ -159,6 +159,7 @@ def quickstart(rows: int) -> None:
 
     runs = _tracking_chapter(step, con, ws)
     _registry_chapter(step, con, ws, runs)
+    _evaluation_chapter(step, con, ws, runs)
 
     con.print(
         f"\n[bold]Done in {time.perf_counter() - start:.1f} s.[/] Try: keel data log churn · "
@@ -183,11 +184,17 @@ def design(df):
 
 
 class ChurnModel(keel.PythonModel):
+    classes_ = np.array([0, 1])
+
     def __init__(self, weights):
         self.weights = weights
 
+    def predict_proba(self, df):
+        p = 1 / (1 + np.exp(-design(df) @ self.weights))
+        return np.column_stack([1 - p, p])
+
     def predict(self, df):
-        return (design(df) @ self.weights > 0).astype(int)
+        return (self.predict_proba(df)[:, 1] >= 0.5).astype(int)
 '''
 
 TRAIN_SCRIPT = '''\
@@ -321,3 +328,58 @@ def _registry_chapter(
     graph = lineage(ws, "churn@champion")
     kinds = sorted({n["kind"] for n in graph["nodes"]})
     out.print(f"  lineage of churn@champion: {', '.join(kinds)} (keel lineage churn@champion)")
+
+
+def _evaluation_chapter(
+    say: Callable[[str, str], None], out: Console, ws: Workspace, runs: tuple[str, str] | None
+) -> None:
+    from keel.evaluation import evaluate, gate
+    from keel.evaluation.outcomes import ValueMatrix
+    from keel.evaluation.report import write_report
+    from keel.registry.versions import model_versions_of, promote
+
+    if runs is None:
+        return
+    by_run = {v.run_id: v.number for v in model_versions_of(ws, "churn")}
+    challenger = f"churn/v{by_run[runs[1]]}"
+    value = ValueMatrix(tp=120.0, fp=-15.0, fn=-80.0, tn=0.0)
+    say(
+        "Judge on value, not accuracy",
+        "A retained churner is worth 120, a needless retention offer costs 15, a missed churner "
+        "80. `keel evaluate` scores the challenger on last month's export (churn@v1), which it "
+        "never trained on, and finds the threshold that earns the most.",
+    )
+    ev = evaluate(
+        challenger,
+        data="churn@v1",
+        target="churned",
+        outcome=value,
+        slices=["plan"],
+        threshold="optimize",
+        workspace=ws,
+    )
+    o = ev.outcome
+    assert o is not None
+    out.print(
+        f"  {challenger}: AUC {ev.metrics['auc']:.3f}; value {o.total:,.0f} "
+        f"(95% interval {o.total_interval[0]:,.0f} .. {o.total_interval[1]:,.0f}) at threshold "
+        f"{ev.threshold:.2f}, not 0.5"
+    )
+    write_report("eval.html", ev)
+    say(
+        "The gate decides",
+        "`keel gate` compares the challenger with the champion on the same rows (a paired test), "
+        "and promotes only if it is better by more than the noise.",
+    )
+    decision = gate(
+        challenger,
+        against="churn@champion",
+        data="churn@v1",
+        target="churned",
+        outcome=value,
+        workspace=ws,
+    )
+    out.print(f"  {'PROMOTE' if decision.promote else 'REJECT'}: {decision.reasons[0]}")
+    if decision.promote:
+        promote(ws, "churn", by_run[runs[1]], "passed the gate on value")
+        out.print(f"  churn@champion -> {challenger}; report: eval.html")

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from keel.store.db.schema import (
         dataset_versions,
         datasets,
+        evaluations,
         events,
         metadata,
         metric_chunks,
@@ -41,6 +42,7 @@ __all__ = [
     "dataset_versions",
     "datasets",
     "ensure_schema",
+    "evaluations",
     "events",
     "get_pointer",
     "history",

@@ -24,6 +24,7 @@ from sqlalchemy import (
 __all__ = [
     "dataset_versions",
     "datasets",
+    "evaluations",
     "events",
     "metadata",
     "metric_chunks",
@@ -253,4 +254,23 @@ model_versions = Table(
     Column("created_by", String(128), nullable=False),
     UniqueConstraint("model_id", "number", name="uq_model_versions_number"),
     Index("ix_model_versions_run", "run_pk"),
+)
+
+# -- evaluations (revision 0004) -----------------------------------------------
+
+# An evaluation of a model version on data, or a gate decision between two versions.
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),  # "evaluation" or "gate"
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("against_version_id", Integer, ForeignKey("model_versions.id"), nullable=True),
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), nullable=True),
+    Column("summary", Text, nullable=False),  # JSON: headline numbers, the decision
+    Column("result_oid", String(64), nullable=False),  # the whole result, as an object
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Index("ix_evaluations_model", "model_version_id"),
+    Index("ix_evaluations_data", "dataset_version_id"),
 )

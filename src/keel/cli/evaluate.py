@@ -1,0 +1,181 @@
+"""``keel evaluate`` and ``keel gate``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from keel.cli.output import emit_json, table
+
+__all__ = ["evaluate_cmd", "gate_cmd"]
+
+
+def _value(text: str | None) -> Any:
+    if text is None:
+        return None
+    from keel.evaluation.outcomes import ValueMatrix
+
+    return ValueMatrix.parse(text)
+
+
+def _threshold(text: str | None) -> Any:
+    if text is None or text == "optimize":
+        return text
+    from keel.errors import InvalidInput
+
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInput(
+            f"invalid --threshold {text!r}: expected a number from 0 to 1, or 'optimize'"
+        ) from None
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else ("-" if v is None else str(v))
+
+
+@click.command("evaluate")
+@click.argument("model")
+@click.option("--data", required=True, help="A dataset version (churn@v7) with the target column.")
+@click.option("--target", required=True, help="The column holding the truth.")
+@click.option(
+    "--value", "value_text", default=None, help="Value matrix: tp=120,fp=-15,fn=-80,tn=0."
+)
+@click.option(
+    "--threshold", default=None, help="A number from 0 to 1, or 'optimize' (needs --value)."
+)
+@click.option(
+    "--slice", "slices", multiple=True, help="A column (region) or an expression (tenure < 12)."
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a self-contained HTML report.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the evaluation as JSON.")
+def evaluate_cmd(
+    model: str,
+    data: str,
+    target: str,
+    value_text: str | None,
+    threshold: str | None,
+    slices: tuple[str, ...],
+    report: str | None,
+    as_json: bool,
+) -> None:
+    """Evaluate MODEL on a dataset version: metrics, value with an interval, threshold, slices."""
+    from keel.evaluation import evaluate
+
+    ev = evaluate(
+        model,
+        data=data,
+        target=target,
+        outcome=_value(value_text),
+        slices=list(slices),
+        threshold=_threshold(threshold),
+    )
+    if report:
+        from keel.evaluation.report import write_report
+
+        write_report(report, ev)
+    if as_json:
+        emit_json(ev.to_dict())
+        return
+    click.echo(
+        f"{ev.model} on {ev.data} ({ev.rows:,} rows, target {ev.target}); evaluation {ev.id[:8]}"
+    )
+    table(["metric", "value"], [(k, _fmt(v)) for k, v in ev.metrics.items()])
+    if ev.outcome is not None:
+        o = ev.outcome
+        click.echo(
+            f"value: total {o.total:,.2f} ({o.confidence:.0%} interval {o.total_interval[0]:,.2f} .. "
+            f"{o.total_interval[1]:,.2f}); per decision {o.per_row:.4f}; threshold {_fmt(ev.threshold)}"
+        )
+    if ev.slices:
+        key = "auc" if ev.task == "classification" else "rmse"
+        table(
+            ["slice", "rows", key, "value"],
+            [
+                (
+                    name,
+                    s["rows"],
+                    "too small" if s.get("too_small") else _fmt(s["metrics"].get(key)),
+                    _fmt(s.get("value", {}).get("total")) if "value" in s else "-",
+                )
+                for name, s in ev.slices.items()
+            ],
+        )
+    if report:
+        click.echo(f"report: {report}")
+
+
+@click.command("gate")
+@click.argument("challenger")
+@click.option("--against", required=True, help="The model to beat, usually NAME@champion.")
+@click.option("--data", required=True, help="A dataset version both models are judged on.")
+@click.option("--target", required=True, help="The column holding the truth.")
+@click.option(
+    "--policy", type=click.Path(dir_okay=False), default=None, help="gate.toml (default: see docs)."
+)
+@click.option(
+    "--value", "value_text", default=None, help="Value matrix: tp=120,fp=-15,fn=-80,tn=0."
+)
+@click.option(
+    "--metric", default=None, help="Primary metric (overrides the policy): value, auc, logloss, …"
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a self-contained HTML report.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+def gate_cmd(
+    challenger: str,
+    against: str,
+    data: str,
+    target: str,
+    policy: str | None,
+    value_text: str | None,
+    metric: str | None,
+    report: str | None,
+    as_json: bool,
+) -> None:
+    """Should CHALLENGER replace --against? Exit 0 to promote, 1 to reject."""
+    from keel.evaluation import gate
+    from keel.evaluation.policy import GATE_METRICS
+
+    if metric is not None and metric not in GATE_METRICS:
+        from keel.errors import InvalidInput
+
+        raise InvalidInput(
+            f"invalid --metric {metric!r}: expected one of {', '.join(GATE_METRICS)}"
+        )
+    outcome = _value(value_text)
+    decision = gate(
+        challenger,
+        against=against,
+        data=data,
+        target=target,
+        policy=policy,
+        outcome=outcome,
+        metric=metric,
+    )
+    if report:
+        from keel.evaluation import evaluate
+        from keel.evaluation.report import write_report
+
+        ev = evaluate(challenger, data=data, target=target, outcome=outcome, record=False)
+        write_report(report, ev, decision)
+    if as_json:
+        emit_json(decision.to_dict())
+    else:
+        verdict = "PROMOTE" if decision.promote else "REJECT"
+        click.echo(f"{verdict}: {decision.challenger} vs {decision.champion} on {decision.data}")
+        for reason in decision.reasons:
+            click.echo(f"  {reason}")
+    if not decision.promote:
+        raise SystemExit(1)

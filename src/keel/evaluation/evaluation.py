@@ -1,0 +1,402 @@
+"""``keel.evaluate``: metrics, value with an interval, the best threshold, and slices.
+
+>>> import keel, tempfile, numpy as np, pandas as pd
+>>> from sklearn.linear_model import LogisticRegression
+>>> ws = keel.init(tempfile.mkdtemp())
+>>> rng = np.random.default_rng(0)
+>>> df = pd.DataFrame({"x": rng.normal(size=400), "region": rng.choice(["n", "s"], 400)})
+>>> df["y"] = (df.x + rng.normal(size=400) > 0).astype(int)
+>>> with keel.start_run(workspace=ws, capture_code=False) as run:
+...     _ = run.log_model(LogisticRegression().fit(df[["x"]], df.y), "m", input_example=df[["x"]].head())
+>>> ev = keel.evaluate("m", data=df, target="y", outcome=keel.outcomes.ValueMatrix(tp=10, fp=-2, fn=-5, tn=0),
+...                    slices=["region"], threshold="optimize", workspace=ws)
+>>> round(ev.metrics["auc"], 2), ev.outcome.total > 0, sorted(ev.slices)
+(0.86, True, ['region=n', 'region=s'])
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from keel.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from keel.evaluation.outcomes import Outcome
+    from keel.registry.loading import LoadedModel
+    from keel.workspace import Workspace
+
+__all__ = ["Evaluation", "OutcomeResult", "Scored", "evaluate", "score_model"]
+
+MIN_SLICE = 30
+
+
+@dataclass
+class OutcomeResult:
+    """Total and per-decision value, each with a bootstrap interval."""
+
+    total: float
+    per_row: float
+    total_interval: tuple[float, float]
+    per_row_interval: tuple[float, float]
+    confidence: float
+    definition: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "per_row": self.per_row,
+            "total_interval": list(self.total_interval),
+            "per_row_interval": list(self.per_row_interval),
+            "confidence": self.confidence,
+            "definition": self.definition,
+        }
+
+
+@dataclass
+class Evaluation:
+    """An evaluation of one model version on one dataset: a record in the workspace."""
+
+    id: str
+    model: str
+    data: str
+    target: str
+    task: str
+    rows: int
+    threshold: float | None
+    metrics: dict[str, float | None]
+    outcome: OutcomeResult | None
+    slices: dict[str, dict[str, Any]]
+    curves: dict[str, Any] = field(default_factory=dict, repr=False)
+    created_at: float = 0.0
+
+    def to_dict(self, curves: bool = False) -> dict[str, Any]:
+        doc = {
+            "id": self.id,
+            "model": self.model,
+            "data": self.data,
+            "target": self.target,
+            "task": self.task,
+            "rows": self.rows,
+            "threshold": self.threshold,
+            "metrics": self.metrics,
+            "outcome": self.outcome.to_dict() if self.outcome else None,
+            "slices": self.slices,
+            "created_at": self.created_at,
+        }
+        if curves:
+            doc["curves"] = self.curves
+        return doc
+
+
+@dataclass
+class Scored:
+    """One model's predictions on a table: the frame, the truth, scores and decisions."""
+
+    frame: Any
+    truth: Any  # 0/1 for binary classification, numbers for regression
+    scores: Any | None  # probability of the positive class, when the model gives one
+    predicted: Any  # decisions at the threshold (classification) or values (regression)
+    task: str
+    positive: Any = None
+    data_ref: str = "DataFrame"
+    data_version_id: int | None = None
+
+
+def _frame(ws: Workspace, data: Any) -> tuple[Any, str, int | None]:
+    import pandas as pd
+
+    from keel.data.version import DatasetVersion
+
+    if isinstance(data, pd.DataFrame):
+        return data, "DataFrame", None
+    if isinstance(data, str | DatasetVersion):
+        from keel.data.catalog import resolve
+
+        version = data if isinstance(data, DatasetVersion) else resolve(ws, data)
+        from sqlalchemy import and_, select
+
+        from keel.store.db import dataset_versions, datasets
+
+        with ws.db.read() as conn:
+            vid = conn.execute(
+                select(dataset_versions.c.id)
+                .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
+                .where(
+                    and_(
+                        datasets.c.name == version.name, dataset_versions.c.number == version.number
+                    )
+                )
+            ).scalar()
+        return version.to_pandas(), version.ref, vid
+    raise InvalidInput(
+        f"data must be a dataset reference or a DataFrame, not {type(data).__name__}"
+    )
+
+
+def score_model(
+    model: LoadedModel,
+    frame: Any,
+    target: str,
+    threshold: float | None,
+    data_ref: str = "DataFrame",
+) -> Scored:
+    """Predict on ``frame`` with the model's own feature columns, checking the target first."""
+    import numpy as np
+    import pandas as pd
+
+    if target not in frame.columns:
+        shown = ", ".join(map(str, frame.columns[:20]))
+        raise InvalidInput(f"target column {target!r} is not in {data_ref}; its columns: {shown}")
+    sig = model.signature
+    features = [c.name for c in sig.columns] if sig is not None and not sig.is_tensor else None
+    X = frame[features] if features else frame.drop(columns=[target])
+    y = frame[target]
+    classes = (sig.output.get("classes") if sig is not None else None) or None
+    if classes is not None:
+        unseen = sorted({str(v) for v in pd.unique(y.dropna())} - {str(c) for c in classes})
+        if unseen:
+            raise InvalidInput(
+                f"target column {target!r} has classes the model never saw: {', '.join(unseen[:10])} "
+                f"(it knows {', '.join(map(str, classes))})"
+            )
+        if y.isna().any():
+            raise InvalidInput(
+                f"target column {target!r} has missing values; drop or fill them first"
+            )
+        if len(classes) != 2:
+            raise InvalidInput(
+                f"{model.ref} has {len(classes)} classes; evaluation on value needs a binary classifier"
+            )
+        positive = classes[-1]
+        truth = (
+            np.asarray([str(v) == str(positive) for v in y], dtype=int)
+            if y.dtype == object
+            else ((y.to_numpy() == positive).astype(int))
+        )
+        scores = None
+        if hasattr(model.model, "predict_proba"):
+            proba = np.asarray(model.predict_proba(X))
+            scores = proba[:, -1] if proba.ndim == 2 else proba
+        elif model.version.flavor in ("lightgbm", "xgboost"):
+            scores = np.asarray(model.predict(X), dtype=float)
+        cut = 0.5 if threshold is None else threshold
+        if scores is not None:
+            predicted = (scores >= cut).astype(int)
+        else:
+            raw = np.asarray(model.predict(X))
+            predicted = np.asarray([str(v) == str(positive) for v in raw], dtype=int)
+        return Scored(frame, truth, scores, predicted, "classification", positive, data_ref)
+    if not pd.api.types.is_numeric_dtype(y.dtype):
+        raise InvalidInput(
+            f"target column {target!r} is {y.dtype}; a regression target must be numeric"
+        )
+    if y.isna().any():
+        raise InvalidInput(f"target column {target!r} has missing values; drop or fill them first")
+    predicted = np.asarray(model.predict(X), dtype=float)
+    return Scored(frame, y.to_numpy(dtype=float), None, predicted, "regression", None, data_ref)
+
+
+def outcome_values(outcome: Outcome, scored: Scored, predicted: Any | None = None) -> Any:
+    from keel.evaluation.outcomes import RowValue
+
+    decisions = scored.predicted if predicted is None else predicted
+    if isinstance(outcome, RowValue):
+        return outcome.per_row(decisions, scored.truth, scored.frame)
+    if outcome.kind != scored.task:
+        raise InvalidInput(
+            f"a {type(outcome).__name__} judges {outcome.kind} models, but this is {scored.task}"
+        )
+    return outcome.per_row(decisions, scored.truth)
+
+
+def _outcome_result(
+    values: Any, outcome: Outcome, resamples: int, confidence: float, seed: int
+) -> OutcomeResult:
+    import numpy as np
+
+    from keel.evaluation.bootstrap import bootstrap_mean, interval
+
+    means = bootstrap_mean(values, resamples, seed)
+    lo, hi = interval(means, confidence)
+    n = len(values)
+    return OutcomeResult(
+        total=float(np.sum(values)),
+        per_row=float(np.mean(values)) if n else float("nan"),
+        total_interval=(lo * n, hi * n),
+        per_row_interval=(lo, hi),
+        confidence=confidence,
+        definition=outcome.to_dict(),
+    )
+
+
+def _curves(scored: Scored, outcome: Outcome | None) -> dict[str, Any]:
+    import numpy as np
+    from sklearn import metrics as m
+
+    from keel.evaluation.outcomes import ValueMatrix
+    from keel.evaluation.threshold import value_curve
+
+    out: dict[str, Any] = {}
+    if scored.task != "classification" or scored.scores is None or len(set(scored.truth)) < 2:
+        return out
+
+    def thin(*arrays: Any, keep: int = 400) -> list[list[float]]:
+        n = len(arrays[0])
+        idx = np.unique(np.linspace(0, n - 1, min(n, keep)).astype(int)) if n else np.array([], int)
+        return [np.asarray(a)[idx].astype(float).tolist() for a in arrays]
+
+    fpr, tpr, _ = m.roc_curve(scored.truth, scored.scores)
+    out["roc"] = dict(zip(("fpr", "tpr"), thin(fpr, tpr), strict=True))
+    precision, recall, _ = m.precision_recall_curve(scored.truth, scored.scores)
+    out["pr"] = dict(zip(("precision", "recall"), thin(precision, recall), strict=True))
+    bins = np.minimum((np.clip(scored.scores, 0, 1) * 10).astype(int), 9)
+    counts = np.bincount(bins, minlength=10)
+    used = counts > 0
+    out["calibration"] = {
+        "predicted": (
+            np.bincount(bins, weights=scored.scores, minlength=10)[used] / counts[used]
+        ).tolist(),
+        "observed": (
+            np.bincount(bins, weights=scored.truth, minlength=10)[used] / counts[used]
+        ).tolist(),
+        "count": counts[used].tolist(),
+    }
+    if isinstance(outcome, ValueMatrix):
+        thresholds, totals = value_curve(scored.truth, scored.scores, outcome)
+        finite = np.isfinite(thresholds)
+        out["value"] = dict(
+            zip(("threshold", "total"), thin(thresholds[finite], totals[finite]), strict=True)
+        )
+    return out
+
+
+def evaluate(
+    model: str | LoadedModel,
+    *,
+    data: Any,
+    target: str,
+    outcome: Outcome | None = None,
+    slices: Sequence[str] = (),
+    threshold: float | str | None = None,
+    metrics: Mapping[str, Callable[..., float]] | None = None,
+    min_slice_size: int = MIN_SLICE,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    workspace: Workspace | None = None,
+    record: bool = True,
+) -> Evaluation:
+    """Evaluate a model version on a dataset version (or a DataFrame) against ``target``.
+
+    ``threshold`` is a number, ``"optimize"`` (the threshold that maximizes the
+    value matrix) or None (0.5).
+    """
+    import numpy as np
+
+    from keel.evaluation.metrics import compute_metrics
+    from keel.evaluation.outcomes import ValueMatrix
+    from keel.evaluation.slices import slice_masks
+    from keel.evaluation.threshold import optimal_threshold
+
+    ws = _workspace(workspace)
+    loaded = _load(ws, model)
+    frame, data_ref, data_vid = _frame(ws, data)
+    if isinstance(threshold, str) and threshold != "optimize":
+        raise InvalidInput(
+            f"invalid threshold {threshold!r}: expected a number from 0 to 1, or 'optimize'"
+        )
+    if isinstance(threshold, int | float) and not 0 <= threshold <= 1:
+        raise InvalidInput(
+            f"invalid threshold {threshold}: expected a number from 0 to 1, or 'optimize'"
+        )
+    if not 0.5 <= confidence < 1:
+        raise InvalidInput(f"invalid confidence {confidence}: expected at least 0.5 and below 1")
+    masks: dict[str, Any] = {}
+    for spec in slices:  # parse every slice before any work: bad input changes nothing
+        masks.update(slice_masks(frame, spec))
+    scored = score_model(loaded, frame, target, None, data_ref)
+    cut: float | None = None
+    if scored.task == "classification":
+        cut = 0.5
+        if threshold == "optimize":
+            if not isinstance(outcome, ValueMatrix) or scored.scores is None:
+                raise InvalidInput(
+                    "threshold='optimize' needs a value matrix and a model with probabilities"
+                )
+            cut, _ = optimal_threshold(scored.truth, scored.scores, outcome)
+            cut = min(cut, 1.0)
+        elif isinstance(threshold, int | float):
+            cut = float(threshold)
+        if scored.scores is not None:
+            scored.predicted = (scored.scores >= cut).astype(int)
+    point = compute_metrics(
+        scored.task, scored.truth, scored.predicted, scored.scores, metrics, frame
+    )
+    values = outcome_values(outcome, scored) if outcome is not None else None
+    result = (
+        _outcome_result(values, outcome, resamples, confidence, seed)
+        if outcome is not None
+        else None
+    )
+    slice_results: dict[str, dict[str, Any]] = {}
+    for name, mask in masks.items():
+        n = int(mask.sum())
+        entry: dict[str, Any] = {"rows": n, "share": n / len(frame) if len(frame) else 0.0}
+        if n < min_slice_size:
+            entry["too_small"] = True
+            entry["note"] = f"{n} rows; at least {min_slice_size} are needed to judge a slice"
+        else:
+            entry["metrics"] = compute_metrics(
+                scored.task,
+                scored.truth[mask],
+                scored.predicted[mask],
+                None if scored.scores is None else scored.scores[mask],
+            )
+            if values is not None:
+                entry["value"] = {
+                    "total": float(values[mask].sum()),
+                    "per_row": float(values[mask].mean()),
+                }
+        slice_results[name] = entry
+    ev = Evaluation(
+        id=uuid.uuid4().hex,
+        model=loaded.ref,
+        data=data_ref,
+        target=target,
+        task=scored.task,
+        rows=len(frame),
+        threshold=cut,
+        metrics=point,
+        outcome=result,
+        slices=slice_results,
+        curves=_curves(scored, outcome),
+        created_at=time.time(),
+    )
+    if record:
+        from keel.evaluation.records import record_evaluation
+
+        record_evaluation(ws, ev, "evaluation", loaded.version, None, data_vid)
+    del np
+    return ev
+
+
+def _workspace(workspace: Workspace | None) -> Workspace:
+    if workspace is not None:
+        return workspace
+    from keel.workspace import connect
+
+    return connect()
+
+
+def _load(ws: Workspace, model: Any) -> LoadedModel:
+    from keel.registry.loading import LoadedModel
+
+    if isinstance(model, LoadedModel):
+        return model
+    from keel.registry import load_model
+
+    return load_model(str(model), workspace=ws)

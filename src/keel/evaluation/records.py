@@ -1,0 +1,105 @@
+"""Evaluations as records: the whole result is an object; the row links model, rival and data."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, select
+
+from keel.store.db import actor, evaluations, model_versions, models, object_refs
+
+if TYPE_CHECKING:
+    from keel.registry.versions import ModelVersion
+    from keel.workspace import Workspace
+
+__all__ = ["evaluations_of", "record_evaluation"]
+
+
+def _version_id(conn: Any, mv: ModelVersion) -> int:
+    return int(
+        conn.execute(
+            select(model_versions.c.id)
+            .join(models, models.c.id == model_versions.c.model_id)
+            .where(and_(models.c.name == mv.name, model_versions.c.number == mv.number))
+        ).scalar_one()
+    )
+
+
+def record_evaluation(
+    ws: Workspace,
+    result: Any,
+    kind: str,
+    model: ModelVersion,
+    against: ModelVersion | None,
+    dataset_version_id: int | None,
+    summary: dict[str, Any] | None = None,
+) -> str:
+    """Store ``result.to_dict()`` as an object and its record; returns the record id."""
+    doc = result.to_dict() if hasattr(result, "to_dict") else result
+    blob = json.dumps(doc, sort_keys=True, default=str, allow_nan=True).encode()
+    with ws.writing_objects():
+        oid = ws.objects.put(blob)
+        ws.objects.commit()
+        headline = (
+            summary
+            if summary is not None
+            else {
+                "metrics": doc.get("metrics"),
+                "outcome": (doc.get("outcome") or {}).get("total"),
+                "threshold": doc.get("threshold"),
+                "data": doc.get("data"),
+            }
+        )
+
+        def txn(conn: Any) -> None:
+            conn.execute(
+                evaluations.insert().values(
+                    id=doc["id"],
+                    kind=kind,
+                    model_version_id=_version_id(conn, model),
+                    against_version_id=_version_id(conn, against) if against is not None else None,
+                    dataset_version_id=dataset_version_id,
+                    summary=json.dumps(headline, sort_keys=True, default=str),
+                    result_oid=oid,
+                    created_at=time.time(),
+                    created_by=actor(),
+                )
+            )
+            conn.execute(
+                object_refs.insert().values(
+                    owner_kind="evaluation",
+                    owner_id=doc["id"],
+                    role="result",
+                    oid=oid,
+                    shape="blob",
+                    label=f"{kind} {doc['id'][:8]} of {model.ref}",
+                )
+            )
+
+        ws.db.write(txn)
+    return str(doc["id"])
+
+
+def evaluations_of(ws: Workspace, model: ModelVersion) -> list[dict[str, Any]]:
+    """Every evaluation and gate decision that judged ``model`` (as challenger or champion)."""
+    with ws.db.read() as conn:
+        vid = _version_id(conn, model)
+        rows = conn.execute(
+            select(evaluations)
+            .where(
+                (evaluations.c.model_version_id == vid) | (evaluations.c.against_version_id == vid)
+            )
+            .order_by(evaluations.c.created_at.desc())
+        ).all()
+    return [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "summary": json.loads(r.summary),
+            "created_at": r.created_at,
+            "result": r.result_oid,
+        }
+        for r in rows
+    ]
