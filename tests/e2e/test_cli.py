@@ -137,7 +137,13 @@ def test_quickstart_runs_the_narrated_lifecycle(tmp_path):
         "plan has a new value: student",
         "restored 2 files",
         "ok:",
+        "identical: run",
+        "rolled back: churn@champion",
+        "lineage of churn@champion: code, dataset, environment",
+        "at threshold",
     ):
-        assert phrase in result.stdout
+        assert phrase in result.stdout, phrase
+    assert "PROMOTE" in result.stdout or "REJECT" in result.stdout
+    assert (tmp_path / "eval.html").stat().st_size > 100_000  # plotly inlined: opens offline
     again = run_keel("quickstart", "--rows", "2000", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
