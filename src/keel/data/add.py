@@ -17,7 +17,7 @@ from keel.data.names import check_name
 from keel.data.scan import ScannedFile, scan
 from keel.data.tabular import TABULAR_SUFFIXES
 from keel.data.version import DatasetVersion
-from keel.errors import BadPath
+from keel.errors import BadPath, KeelError
 from keel.store.db.peek import dataset_head
 from keel.store.db.revision import HEAD_REVISION
 from keel.store.objects.backend import ObjectStore
@@ -50,7 +50,14 @@ def add(
 
         workspace = connect()
     ws = workspace
+    started_ns = time.time_ns()
     kind, root, files = scan(path)
+    signature = _listing_signature(files)
+    known = ws.stat_cache.tree_for(root, signature)
+    if known is not None:  # the same listing as a recorded add: no per-file work at all
+        _, head = dataset_head(ws.settings.db_url, name, HEAD_REVISION)
+        if head is not None and head["digest"] == known:
+            return DatasetVersion(name=name, **head, workspace=ws)
     cache = ws.stat_cache.load_under(root)
     cached: list[tuple[TreeEntry, ScannedFile]] = []
     todo: list[ScannedFile] = []
@@ -66,6 +73,8 @@ def add(
         digest = hash_bytes(Tree(e for e, _ in cached).encode())
         _, head = dataset_head(ws.settings.db_url, name, HEAD_REVISION)
         if head is not None and head["digest"] == digest:
+            newest = max((f.st.st_mtime_ns for f in files), default=0)
+            ws.stat_cache.remember_tree(root, signature, digest, newest, started_ns)
             return DatasetVersion(name=name, **head, workspace=ws)
 
     hashed_ns = time.time_ns()
@@ -80,7 +89,17 @@ def add(
             store.abort()  # nothing half written: staged temporaries go, no record was made
             raise
     ws.stat_cache.record(learned, hashed_ns)
+    newest = max((f.st.st_mtime_ns for f in files), default=0)
+    ws.stat_cache.remember_tree(root, signature, version.digest, newest, started_ns)
     return version
+
+
+def _listing_signature(files: list[ScannedFile]) -> str:
+    """A digest of the listing: every file's tree path, inode, size, mtime and mode."""
+    text = "\n".join(
+        f"{f.rel}\0{f.st.st_ino}\0{f.st.st_size}\0{f.st.st_mtime_ns}\0{f.st.st_mode}" for f in files
+    )
+    return hash_bytes(text.encode("utf-8", "surrogateescape"))
 
 
 def _store_and_record(
@@ -97,9 +116,11 @@ def _store_and_record(
     progress: Progress | None,
 ) -> DatasetVersion:
     # Entries from the cache name objects that gc may have removed since: store those again.
+    # The head version's objects exist (a record names them), so only the others are checked.
+    present = _head_objects(ws, name)
     entries: list[TreeEntry] = []
     for entry, f in cached:
-        if store.has(entry.oid):
+        if entry.oid in present or store.has(entry.oid):
             entries.append(entry)
         else:
             todo.append(f)
@@ -136,6 +157,16 @@ def _store_and_record(
         message=message,
         source=root,
     )
+
+
+def _head_objects(ws: Workspace, name: str) -> set[str]:
+    _, head = dataset_head(ws.settings.db_url, name, HEAD_REVISION)
+    if head is None:
+        return set()
+    try:
+        return {e.oid for e in Tree.decode(ws.objects.get(head["digest"]))}
+    except KeelError:
+        return set()  # unreadable: check every object instead
 
 
 def _profile_if_new(

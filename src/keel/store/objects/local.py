@@ -29,6 +29,7 @@ __all__ = ["LinkMethod", "LocalObjectStore"]
 LinkMethod = Literal["reflink", "hardlink", "copy"]
 _FICLONE = 0x40049409  # linux/fs.h: share the source's blocks (btrfs, XFS, …)
 _BIG = 8 << 20
+_FSYNC_EACH_UP_TO = 64  # objects in one commit synced one by one; more: one syncfs
 
 
 def _syncfs(folder: Path) -> None:
@@ -71,6 +72,7 @@ class LocalObjectStore:
     def __init__(self, root: str | os.PathLike[str], *, durable: bool = True) -> None:
         self.root = Path(root)
         self.url = str(self.root)
+        self._prefix = f"{self.root}/"
         self.durable = durable
         self._staged: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -89,7 +91,8 @@ class LocalObjectStore:
 
     # -- writing -----------------------------------------------------------
     def has(self, oid: str) -> bool:
-        return oid in self._staged or os.path.exists(self.path(oid))
+        # Strings, not pathlib: this runs once per file when a large folder is re-added.
+        return oid in self._staged or os.path.exists(f"{self._prefix}{oid[:2]}/{oid[2:]}")
 
     def put(self, data: bytes | bytearray | memoryview) -> str:
         oid = hash_bytes(data)
@@ -124,12 +127,32 @@ class LocalObjectStore:
             staged, self._staged = self._staged, {}
         if not staged:
             return
-        if self.durable:
-            _syncfs(self.root)  # the bytes are on disk before any name points at them
+        if not self.durable:
+            for oid, tmp in staged.items():
+                os.replace(tmp, self.path(oid))
+            return
+        if len(staged) <= _FSYNC_EACH_UP_TO:
+            # A few objects: sync just them. syncfs would also flush every other process's
+            # dirty data on this file system, which can cost far more.
+            for tmp in staged.values():
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            for oid, tmp in staged.items():
+                os.replace(tmp, self.path(oid))
+            for folder in {oid[:2] for oid in staged}:
+                fd = os.open(self.root / folder, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            return
+        _syncfs(self.root)  # the bytes are on disk before any name points at them
         for oid, tmp in staged.items():
             os.replace(tmp, self.path(oid))
-        if self.durable:
-            _syncfs(self.root)  # the names are on disk before a record names them
+        _syncfs(self.root)  # the names are on disk before a record names them
 
     def abort(self) -> None:
         """Forget staged objects and remove their temporary files."""

@@ -71,6 +71,10 @@ class StatCache:
                 "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, ino INTEGER, size INTEGER,"
                 " mtime_ns INTEGER, oid TEXT, chunked INTEGER, hashed_ns INTEGER) WITHOUT ROWID"
             )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS trees (root TEXT PRIMARY KEY, signature TEXT,"
+                " digest TEXT, newest_mtime_ns INTEGER, hashed_ns INTEGER) WITHOUT ROWID"
+            )
             self._db = db
         return self._db
 
@@ -102,6 +106,38 @@ class StatCache:
             db.execute("BEGIN")
             db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             db.execute("COMMIT")
+
+    def tree_for(self, root: str, signature: str) -> str | None:
+        """The tree digest last recorded for ``root`` when its listing had ``signature``,
+        if that record is not racy (its newest file is a clock tick older than the record)."""
+        if not self.path.exists():
+            return None
+        try:
+            row = (
+                self._conn()
+                .execute(
+                    "SELECT signature, digest, newest_mtime_ns, hashed_ns FROM trees WHERE root = ?",
+                    (root,),
+                )
+                .fetchone()
+            )
+        except sqlite3.Error:
+            return None
+        if row is None or row[0] != signature:
+            return None
+        newest, hashed = row[2], row[3]
+        margin = _RACY_COARSE_NS if newest % 1_000_000_000 == 0 else _RACY_NS
+        return str(row[1]) if newest < hashed - margin else None
+
+    def remember_tree(
+        self, root: str, signature: str, digest: str, newest_mtime_ns: int, hashed_ns: int
+    ) -> None:
+        """Remember that ``root`` listed as ``signature`` is tree ``digest``."""
+        with contextlib.suppress(sqlite3.Error):
+            self._conn().execute(
+                "INSERT OR REPLACE INTO trees VALUES (?, ?, ?, ?, ?)",
+                (root, signature, digest, newest_mtime_ns, hashed_ns),
+            )
 
     def close(self) -> None:
         if self._db is not None:
