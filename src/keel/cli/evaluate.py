@@ -166,9 +166,18 @@ def gate_cmd(
     )
     if report:
         from keel.evaluation import evaluate
+        from keel.evaluation.outcomes import ValueMatrix
         from keel.evaluation.report import write_report
 
-        ev = evaluate(challenger, data=data, target=target, outcome=outcome, record=False)
+        used = decision.policy.get("value")  # the matrix the gate used: --value or the policy's
+        ev = evaluate(
+            challenger,
+            data=data,
+            target=target,
+            record=False,
+            outcome=ValueMatrix.from_dict(used) if used else None,
+            threshold=float(decision.policy.get("threshold", 0.5)),
+        )
         write_report(report, ev, decision)
     if as_json:
         emit_json(decision.to_dict())

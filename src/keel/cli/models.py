@@ -74,8 +74,10 @@ def show_cmd(name: str, limit: int, as_json: bool) -> None:
             {
                 "name": name,
                 "aliases": aliases,
-                "versions": [v.to_dict() for v in versions],
-                "events": [_event(e) for e in moves],
+                "versions_total": len(versions),
+                "events_total": len(moves),
+                "versions": [v.to_dict() for v in versions[:limit]],
+                "events": [_event(e) for e in moves[:limit]],
             }
         )
         return

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -157,7 +158,7 @@ def score_model(
     y = frame[target]
     classes = (sig.output.get("classes") if sig is not None else None) or None
     if classes is not None:
-        unseen = sorted({str(v) for v in pd.unique(y.dropna())} - {str(c) for c in classes})
+        unseen = sorted(str(v) for v in pd.unique(y.dropna()) if not _known_class(v, classes))
         if unseen:
             raise InvalidInput(
                 f"target column {target!r} has classes the model never saw: {', '.join(unseen[:10])} "
@@ -172,11 +173,7 @@ def score_model(
                 f"{model.ref} has {len(classes)} classes; evaluation on value needs a binary classifier"
             )
         positive = classes[-1]
-        truth = (
-            np.asarray([str(v) == str(positive) for v in y], dtype=int)
-            if y.dtype == object
-            else ((y.to_numpy() == positive).astype(int))
-        )
+        truth = np.asarray([_same_class(v, positive) for v in y], dtype=int)
         scores = None
         if hasattr(model.model, "predict_proba"):
             proba = np.asarray(model.predict_proba(X))
@@ -198,6 +195,23 @@ def score_model(
         raise InvalidInput(f"target column {target!r} has missing values; drop or fill them first")
     predicted = np.asarray(model.predict(X), dtype=float)
     return Scored(frame, y.to_numpy(dtype=float), None, predicted, "regression", None, data_ref)
+
+
+def _same_class(value: Any, cls: Any) -> bool:
+    """Class labels match as numbers when both are numbers (a 1.0 target is class 1)."""
+    import numbers
+
+    if (
+        isinstance(value, numbers.Number)
+        and isinstance(cls, numbers.Number)
+        and not isinstance(value, bool)
+    ):
+        return float(value) == float(cls)  # type: ignore[arg-type]
+    return str(value) == str(cls)
+
+
+def _known_class(value: Any, classes: Any) -> bool:
+    return any(_same_class(value, c) for c in classes)
 
 
 def outcome_values(outcome: Outcome, scored: Scored, predicted: Any | None = None) -> Any:
@@ -328,7 +342,8 @@ def evaluate(
                     "threshold='optimize' needs a value matrix and a model with probabilities"
                 )
             cut, _ = optimal_threshold(scored.truth, scored.scores, outcome)
-            cut = min(cut, 1.0)
+            if not math.isfinite(cut):  # predicting nothing positive is best: cut above every score
+                cut = float(np.nextafter(np.max(scored.scores), np.inf))
         elif isinstance(threshold, int | float):
             cut = float(threshold)
         if scored.scores is not None:
@@ -380,7 +395,6 @@ def evaluate(
         from keel.evaluation.records import record_evaluation
 
         record_evaluation(ws, ev, "evaluation", loaded.version, None, data_vid)
-    del np
     return ev
 
 

@@ -134,6 +134,45 @@ def _paired_mean(diff: Any, policy: Policy) -> tuple[float, float, float, str]:
     return mean, lower, p, f"paired bootstrap ({policy.resamples} resamples)"
 
 
+def _paired_rmse(sq_a: Any, sq_b: Any, pol: Policy) -> tuple[float, float, float, str]:
+    """RMSE improvement (champion RMSE - challenger RMSE), decided in RMSE's own units:
+    a paired bootstrap of both RMSEs below 5,000 rows, the delta method above."""
+    import numpy as np
+    from scipy.stats import norm
+
+    from keel.evaluation.bootstrap import bootstrap_statistic
+
+    n = len(sq_a)
+    ra, rb = math.sqrt(float(np.mean(sq_a))), math.sqrt(float(np.mean(sq_b)))
+    improvement = rb - ra
+    if n >= _NORMAL_FROM:
+        # d(sqrt(m)) = dm / (2 sqrt(m)): the per-row linearised difference gives the standard error.
+        lin = sq_b / (2 * rb if rb else 1.0) - sq_a / (2 * ra if ra else 1.0)
+        se = float(np.std(lin, ddof=1) / math.sqrt(n))
+        if se == 0:
+            return (
+                improvement,
+                improvement,
+                0.0 if improvement > pol.min_improvement else 1.0,
+                "delta method",
+            )
+        lower = improvement - norm.ppf(pol.confidence) * se
+        return (
+            improvement,
+            float(lower),
+            float(norm.sf((improvement - pol.min_improvement) / se)),
+            "paired delta method",
+        )
+
+    def stat(idx: Any) -> float:
+        return math.sqrt(float(np.mean(sq_b[idx]))) - math.sqrt(float(np.mean(sq_a[idx])))
+
+    samples = bootstrap_statistic(n, stat, pol.resamples, pol.seed)
+    lower = float(np.quantile(samples, 1 - pol.confidence))
+    p = float(np.mean(samples <= pol.min_improvement))
+    return improvement, lower, p, f"paired bootstrap ({pol.resamples} resamples)"
+
+
 def gate(
     challenger: str,
     *,
@@ -202,13 +241,14 @@ def gate(
         )
     else:
         la, lb = _row_losses(chosen, sa, value), _row_losses(chosen, sb, value)
-        # Improvement is positive when the challenger is better, whatever the metric's direction.
-        d = (la - lb) if higher else (lb - la)
-        improvement, lower, p, method = _paired_mean(d, pol)
         point_a, point_b = float(np.mean(la)), float(np.mean(lb))
         if chosen == "rmse":
+            improvement, lower, p, method = _paired_rmse(la, lb, pol)
             point_a, point_b = math.sqrt(point_a), math.sqrt(point_b)
-            method += " on squared error"
+        else:
+            # Improvement is positive when the challenger is better, whatever the metric's direction.
+            d = (la - lb) if higher else (lb - la)
+            improvement, lower, p, method = _paired_mean(d, pol)
         primary.update(
             challenger=point_a,
             champion=point_b,
@@ -234,7 +274,7 @@ def gate(
         )
     guard_results = []
     for g in pol.guardrails:
-        result = _guardrail(g, sa, sb, masks, pol)
+        result = _guardrail(g, sa, sb, masks, pol, value)
         guard_results.append(result)
         if not result["passed"]:
             reasons.append(result["reason"])
@@ -293,7 +333,7 @@ def _guard_masks(frame: Any, spec: str) -> dict[str, Any]:
 
 
 def _guardrail(
-    g: Any, sa: Scored, sb: Scored, masks: dict[str, Any], pol: Policy
+    g: Any, sa: Scored, sb: Scored, masks: dict[str, Any], pol: Policy, value: Outcome | None
 ) -> dict[str, Any]:
     import numpy as np
 
@@ -314,6 +354,17 @@ def _guardrail(
         sb.task, sb.truth[mask], sb.predicted[mask], None if sb.scores is None else sb.scores[mask]
     )
     va, vb = ma.get(g.metric), mb.get(g.metric)
+    if g.metric in ("value", "value_per_row"):
+        if value is None:
+            return {
+                **base,
+                "passed": False,
+                "reason": f"guardrail value {where} needs a value matrix (--value or [value])",
+            }
+        from keel.evaluation.evaluation import outcome_values
+
+        va = float(np.mean(outcome_values(value, sa)[mask]))
+        vb = float(np.mean(outcome_values(value, sb)[mask]))
     if va is None or vb is None:
         return {
             **base,

@@ -7,6 +7,7 @@ A custom metric is ``fn(y_true, y_pred, **context) -> float``; ``context`` has
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -63,7 +64,9 @@ def calibration_error(truth: Any, scores: Any, bins: int = 10) -> float:
 
 def _safe(fn: Callable[[], float]) -> float | None:
     try:
-        value = float(fn())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # undefined metrics (one class) come back as None
+            value = float(fn())
     except ValueError:  # e.g. AUC with one class present: undefined, not a crash
         return None
     return None if math.isnan(value) else value

@@ -10,6 +10,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,8 @@ class ValueMatrix:
                 raise InvalidInput(
                     f"invalid value for {key} in {text!r}: {raw!r} is not a number"
                 ) from None
+            if not math.isfinite(cells[key]):
+                raise InvalidInput(f"invalid value for {key} in {text!r}: expected a finite number")
         missing = [k for k in ("tp", "fp", "fn", "tn") if k not in cells]
         if missing:
             raise InvalidInput(
@@ -71,7 +74,11 @@ class ValueMatrix:
         missing = [k for k in ("tp", "fp", "fn", "tn") if k not in doc]
         if missing:
             raise InvalidInput(f"the value matrix has no {', '.join(missing)}: give all four cells")
-        return cls(**{k: float(doc[k]) for k in ("tp", "fp", "fn", "tn")})
+        cells = {k: float(doc[k]) for k in ("tp", "fp", "fn", "tn")}
+        bad = [k for k, v in cells.items() if not math.isfinite(v)]
+        if bad:
+            raise InvalidInput(f"the value matrix's {', '.join(bad)} must be finite numbers")
+        return cls(**cells)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,8 @@ def _check_table(
                 else getattr(expected, "__name__", str(expected))
             )
             raise PolicyError(f"policy: {where}.{key} must be a {names}, not {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PolicyError(f"policy: {where}.{key} must be a finite number, not {value!r}")
     return table
 
 

@@ -75,29 +75,34 @@ def _compare(df: Any, column: str, op: str, value: Any, text: str) -> Any:
 
 
 def _expression(df: Any, text: str) -> Any:
+    """``A and B or C and D`` is ``(A and B) or (C and D)``: and binds tighter, as usual."""
     toks = _tokens(text)
-    mask: Any = None
-    join = None
+    if not toks:
+        raise SliceError("empty slice: expected a column name or COLUMN OP VALUE")
+    result: Any = None  # OR of the AND-groups seen so far
+    group: Any = None  # the AND-group being built
     i = 0
-    while i < len(toks):
+    while True:
         if i + 2 >= len(toks):
             raise SliceError(f"slice {text!r}: expected COLUMN OP VALUE, like `tenure < 12`")
         (k1, col), (k2, op), (k3, val) = toks[i], toks[i + 1], toks[i + 2]
         if k1 != "word" or k2 != "op" or k3 not in ("value", "word"):
             raise SliceError(f"slice {text!r}: expected COLUMN OP VALUE, like `tenure < 12`")
         part = _compare(df, col, op, val, text)
-        mask = part if mask is None else (mask & part if join == "and" else mask | part)
+        group = part if group is None else group & part
         i += 3
-        if i < len(toks):
-            if toks[i][0] != "join":
-                raise SliceError(f"slice {text!r}: expected 'and' or 'or' after a comparison")
-            join = toks[i][1]
-            i += 1
-            if i >= len(toks):
-                raise SliceError(f"slice {text!r}: nothing after {join!r}")
-    if mask is None:
-        raise SliceError("empty slice: expected a column name or COLUMN OP VALUE")
-    return mask.to_numpy()
+        if i == len(toks):
+            break
+        if toks[i][0] != "join":
+            raise SliceError(f"slice {text!r}: expected 'and' or 'or' after a comparison")
+        if toks[i][1] == "or":
+            result = group if result is None else result | group
+            group = None
+        i += 1
+        if i >= len(toks):
+            raise SliceError(f"slice {text!r}: nothing after {toks[i - 1][1]!r}")
+    result = group if result is None else result | group
+    return result.to_numpy()
 
 
 def slice_masks(df: Any, spec: str) -> dict[str, Any]:

@@ -134,4 +134,29 @@ def lineage(ws: Workspace, ref: str) -> dict[str, Any]:
     )
     if mv.run_id is not None:
         edge(run_upstream(mv.run_id), root, "produced")
+    for judged in _judgements(ws, mv):
+        jid = add(_node(judged["kind"], judged["id"][:8], **judged["summary"]))
+        edge(root, jid, "judged by")
     return {"root": root, "nodes": list(nodes.values()), "edges": edges}
+
+
+def _judgements(ws: Workspace, mv: Any) -> list[dict[str, Any]]:
+    """Evaluations and gate decisions of ``mv`` (the evaluation package writes them)."""
+    import json
+
+    from keel.store.db import evaluations
+
+    with ws.db.read() as conn:
+        vid = conn.execute(
+            select(model_versions.c.id)
+            .join(models, models.c.id == model_versions.c.model_id)
+            .where(and_(models.c.name == mv.name, model_versions.c.number == mv.number))
+        ).scalar_one()
+        rows = conn.execute(
+            select(evaluations.c.id, evaluations.c.kind, evaluations.c.summary)
+            .where(
+                (evaluations.c.model_version_id == vid) | (evaluations.c.against_version_id == vid)
+            )
+            .order_by(evaluations.c.created_at)
+        ).all()
+    return [{"id": r.id, "kind": r.kind, "summary": json.loads(r.summary)} for r in rows]
