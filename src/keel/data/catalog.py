@@ -21,6 +21,7 @@ from keel.store.db import (
     move_pointer,
     object_refs,
 )
+from keel.store.db.numbering import claim_name, next_number
 from keel.workspace import Workspace
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "record_version",
     "remove",
     "resolve",
+    "version_id",
     "versions",
 ]
 
@@ -211,22 +213,12 @@ def record_version(
     source: str,
 ) -> DatasetVersion:
     """Record a new version and move the head to it, unless the head already has this digest."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
     who = actor()
 
     def txn(conn: Connection) -> DatasetVersion:
         now = time.time()
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        conn.execute(
-            dialect_insert(datasets)
-            .values(name=name, created_at=now, created_by=who)
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        # Lock the dataset row (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers).
-        ds_id = conn.execute(
-            select(datasets.c.id).where(datasets.c.name == name).with_for_update()
-        ).scalar_one()
+        # The dataset row, locked: concurrent adds to one name get distinct numbers.
+        ds_id = claim_name(conn, datasets, name, created_at=now, created_by=who)
         head = get_pointer(conn, HEAD, name)
         if head is not None:
             row = conn.execute(
@@ -234,14 +226,7 @@ def record_version(
             ).first()
             if row is not None and row.digest == digest:
                 return _version(row, name, ws)
-        number = (
-            int(
-                conn.execute(
-                    select(func.coalesce(func.max(_V.number), 0)).where(_V.dataset_id == ds_id)
-                ).scalar_one()
-            )
-            + 1
-        )
+        number = next_number(conn, _V.number, _V.dataset_id, ds_id)
         values = dict(
             dataset_id=ds_id,
             number=number,
@@ -356,3 +341,14 @@ def check_heads(ws: Workspace) -> list[str]:
             elif row[0] is not None:
                 problems.append(f"head of {name} points at v{target}, which was removed")
     return problems
+
+
+def version_id(conn: Connection, name: str, number: int) -> int:
+    """The row id of ``name@v{number}`` (for records that point at a dataset version)."""
+    return int(
+        conn.execute(
+            select(_V.id)
+            .join(datasets, datasets.c.id == _V.dataset_id)
+            .where(and_(datasets.c.name == name, _V.number == number))
+        ).scalar_one()
+    )

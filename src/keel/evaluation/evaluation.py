@@ -115,23 +115,12 @@ def _frame(ws: Workspace, data: Any) -> tuple[Any, str, int | None]:
     if isinstance(data, pd.DataFrame):
         return data, "DataFrame", None
     if isinstance(data, str | DatasetVersion):
-        from keel.data.catalog import resolve
+        from keel.data.catalog import resolve, version_id
 
         version = data if isinstance(data, DatasetVersion) else resolve(ws, data)
-        from sqlalchemy import and_, select
-
-        from keel.store.db import dataset_versions, datasets
 
         with ws.db.read() as conn:
-            vid = conn.execute(
-                select(dataset_versions.c.id)
-                .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
-                .where(
-                    and_(
-                        datasets.c.name == version.name, dataset_versions.c.number == version.number
-                    )
-                )
-            ).scalar()
+            vid = version_id(conn, version.name, version.number)
         return version.to_pandas(), version.ref, vid
     raise InvalidInput(
         f"data must be a dataset reference or a DataFrame, not {type(data).__name__}"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, select
 
-from keel.store.db import dataset_versions, datasets, model_versions, models, run_inputs, runs
+from keel.store.db import model_versions, models, run_inputs, runs
 
 if TYPE_CHECKING:
     from keel.workspace import Workspace
@@ -22,7 +22,7 @@ def _node(kind: str, ref: str, **attrs: Any) -> dict[str, Any]:
 def lineage(ws: Workspace, ref: str) -> dict[str, Any]:
     """The graph around ``ref``: a model (``churn/v4``, ``churn@champion``, ``churn``) or a
     dataset version (``churn@v3``). Returns {"root": id, "nodes": [...], "edges": [...]}."""
-    from keel.data.catalog import resolve
+    from keel.data.catalog import resolve, version_id
     from keel.errors import NotFound
     from keel.registry.versions import resolve_model
     from keel.track.records import get_run
@@ -86,15 +86,7 @@ def lineage(ws: Workspace, ref: str) -> dict[str, Any]:
         version = resolve(ws, ref)
         root = add(_node("dataset", version.ref, digest=version.digest))
         with ws.db.read() as conn:
-            vid = conn.execute(
-                select(dataset_versions.c.id)
-                .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
-                .where(
-                    and_(
-                        datasets.c.name == version.name, dataset_versions.c.number == version.number
-                    )
-                )
-            ).scalar_one()
+            vid = version_id(conn, version.name, version.number)
             used = conn.execute(
                 select(runs.c.id, runs.c.pk)
                 .join(run_inputs, run_inputs.c.run_pk == runs.c.pk)

@@ -21,6 +21,7 @@ from keel.registry.names import ModelRef, check_alias, parse_model_ref
 from keel.store.db import (
     Event,
     actor,
+    event_from_row,
     events,
     get_pointer,
     model_versions,
@@ -30,6 +31,7 @@ from keel.store.db import (
     pointers,
     runs,
 )
+from keel.store.db.numbering import claim_name, next_number
 
 if TYPE_CHECKING:
     from keel.registry.signature import Signature
@@ -245,30 +247,13 @@ def record_model_version(
     message: str,
 ) -> ModelVersion:
     """Record a new version of ``name`` (numbered one past the last) whose files are tree ``oid``."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
     check_name(name, "model name")
     who = actor()
 
     def txn(conn: Connection) -> ModelVersion:
         now = time.time()
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        conn.execute(
-            dialect_insert(models)
-            .values(name=name, created_at=now, created_by=who)
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        mid = conn.execute(
-            select(models.c.id).where(models.c.name == name).with_for_update()
-        ).scalar_one()
-        number = (
-            int(
-                conn.execute(
-                    select(func.coalesce(func.max(_MV.number), 0)).where(_MV.model_id == mid)
-                ).scalar_one()
-            )
-            + 1
-        )
+        mid = claim_name(conn, models, name, created_at=now, created_by=who)
+        number = next_number(conn, _MV.number, _MV.model_id, mid)
         values = dict(
             model_id=mid,
             number=number,
@@ -438,20 +423,7 @@ def alias_history(ws: Workspace, name: str) -> list[Event]:
             )
             .order_by(events.c.id.desc())
         ).all()
-    return [
-        Event(
-            r.id,
-            r.at,
-            r.actor,
-            r.kind,
-            r.name,
-            r.from_target,
-            r.to_target,
-            r.message,
-            r.action or "move",
-        )
-        for r in rows
-    ]
+    return [event_from_row(r) for r in rows]
 
 
 def model_versions_of(ws: Workspace, name: str) -> list[ModelVersion]:

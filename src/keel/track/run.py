@@ -204,26 +204,18 @@ class Run:
 
     def use(self, ref: str | DatasetVersion) -> DatasetVersion:
         """Declare a dataset version as an input (a lineage edge) and return it."""
-        from sqlalchemy import and_, select
+        from sqlalchemy import select
 
-        from keel.data.catalog import resolve
+        from keel.data.catalog import resolve, version_id
         from keel.data.version import DatasetVersion
-        from keel.store.db import dataset_versions, datasets, run_inputs
+        from keel.store.db import run_inputs
 
         version = ref if isinstance(ref, DatasetVersion) else resolve(self.workspace, ref)
         if version.deleted_at is not None:
             raise InvalidInput(f"{version.ref} was removed; it cannot be a run's input")
 
         def txn(conn: Any) -> None:
-            vid = conn.execute(
-                select(dataset_versions.c.id)
-                .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
-                .where(
-                    and_(
-                        datasets.c.name == version.name, dataset_versions.c.number == version.number
-                    )
-                )
-            ).scalar_one()
+            vid = version_id(conn, version.name, version.number)
             exists = conn.execute(
                 select(run_inputs.c.run_pk).where(
                     run_inputs.c.run_pk == self.pk, run_inputs.c.dataset_version_id == vid

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from keel.store.db.engine import Database, normalize_url
     from keel.store.db.migrate import HEAD_REVISION, current_revision, ensure_schema
-    from keel.store.db.moves import Event, actor, get_pointer, history, move_pointer
+    from keel.store.db.moves import (
+        Event,
+        actor,
+        event_from_row,
+        get_pointer,
+        history,
+        move_pointer,
+    )
     from keel.store.db.schema import (
         dataset_versions,
         datasets,
@@ -43,6 +50,7 @@ __all__ = [
     "datasets",
     "ensure_schema",
     "evaluations",
+    "event_from_row",
     "events",
     "get_pointer",
     "history",
@@ -71,6 +79,7 @@ _WHERE = {
     "ensure_schema": "migrate",
     "Event": "moves",
     "actor": "moves",
+    "event_from_row": "moves",
     "get_pointer": "moves",
     "history": "moves",
     "move_pointer": "moves",

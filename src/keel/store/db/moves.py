@@ -12,12 +12,13 @@ import getpass
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, update
 
 from keel.store.db.schema import events, pointers
 
-__all__ = ["Event", "actor", "get_pointer", "history", "move_pointer"]
+__all__ = ["Event", "actor", "event_from_row", "get_pointer", "history", "move_pointer"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,21 @@ def move_pointer(
     return Event(int(pk[0]) if pk else 0, now, who, kind, name, before, target, message, action)
 
 
+def event_from_row(r: Any) -> Event:
+    """An Event from an ``events`` row (rows from before revision 0003 have no action)."""
+    return Event(
+        r.id,
+        r.at,
+        r.actor,
+        r.kind,
+        r.name,
+        r.from_target,
+        r.to_target,
+        r.message,
+        r.action or "move",
+    )
+
+
 def history(conn: Connection, kind: str, name: str, limit: int | None = None) -> list[Event]:
     """The moves of one pointer, newest first."""
     query = (
@@ -106,17 +122,4 @@ def history(conn: Connection, kind: str, name: str, limit: int | None = None) ->
     )
     if limit is not None:
         query = query.limit(limit)
-    return [
-        Event(
-            r.id,
-            r.at,
-            r.actor,
-            r.kind,
-            r.name,
-            r.from_target,
-            r.to_target,
-            r.message,
-            r.action or "move",
-        )
-        for r in conn.execute(query)
-    ]
+    return [event_from_row(r) for r in conn.execute(query)]
