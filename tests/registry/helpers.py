@@ -16,17 +16,10 @@ import keel
 from keel.registry.versions import ModelVersion
 from keel.store.db import Event
 from keel.workspace import Workspace
+from tests.track.helpers import make_repo as make_repo  # one way to make a test repository
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "keel tests",
-    "GIT_AUTHOR_EMAIL": "tests@keel.invalid",
-    "GIT_COMMITTER_NAME": "keel tests",
-    "GIT_COMMITTER_EMAIL": "tests@keel.invalid",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 
 class Const(keel.PythonModel):
@@ -81,32 +74,6 @@ def wait_for(fn: Callable[[], T | None], timeout: float = 15.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
-
-
-def git(repo: Path, *args: str) -> str:
-    proc = subprocess.run(
-        ["git", *args],
-        cwd=repo,
-        env={**os.environ, **GIT_ENV},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
-    return proc.stdout.strip()
-
-
-def make_repo(repo: Path, files: dict[str, str]) -> str:
-    """A git repository with ``files`` committed on ``main``; returns the commit."""
-    repo.mkdir(parents=True, exist_ok=True)
-    git(repo, "init", "-q", "-b", "main")
-    for rel, text in files.items():
-        path = repo / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
-    return git(repo, "rev-parse", "HEAD")
 
 
 def one_error_line(proc: subprocess.CompletedProcess[str], code: int = 2) -> str:
