@@ -117,7 +117,9 @@ def _store_and_record(
 ) -> DatasetVersion:
     # Entries from the cache name objects that gc may have removed since: store those again.
     # The head version's objects exist (a record names them), so only the others are checked.
-    present = _head_objects(ws, name)
+    # Read under the objects lock: gc cannot remove the head's objects until we commit.
+    _, head = dataset_head(ws.settings.db_url, name, HEAD_REVISION)
+    present = _head_objects(ws, head)
     entries: list[TreeEntry] = []
     for entry, f in cached:
         if entry.oid in present or store.has(entry.oid):
@@ -141,7 +143,7 @@ def _store_and_record(
             progress(done, total)
     tree = Tree(entries)
     digest = store.put(tree.encode())
-    profile_oid, profile_error = _profile_if_new(ws, name, digest, files)
+    profile_oid, profile_error = _profile_if_new(ws, head, digest, files)
     store.commit()
     from keel.data.catalog import record_version
 
@@ -159,8 +161,7 @@ def _store_and_record(
     )
 
 
-def _head_objects(ws: Workspace, name: str) -> set[str]:
-    _, head = dataset_head(ws.settings.db_url, name, HEAD_REVISION)
+def _head_objects(ws: Workspace, head: dict[str, Any] | None) -> set[str]:
     if head is None:
         return set()
     try:
@@ -170,9 +171,8 @@ def _head_objects(ws: Workspace, name: str) -> set[str]:
 
 
 def _profile_if_new(
-    ws: Workspace, name: str, digest: str, files: list[ScannedFile]
+    ws: Workspace, head: dict[str, Any] | None, digest: str, files: list[ScannedFile]
 ) -> tuple[str | None, str | None]:
-    _, head = dataset_head(ws.settings.db_url, name, HEAD_REVISION)
     if head is not None and head["digest"] == digest:
         return head["profile_oid"], head["profile_error"]
     if not any(f.rel.lower().endswith(TABULAR_SUFFIXES) for f in files):
