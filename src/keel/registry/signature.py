@@ -189,6 +189,15 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _wrong_type(column: str, expected: str, value: Any) -> dict[str, Any]:
+    """The problem of one value of the wrong type, naming the column and the expectation."""
+    return {
+        "field": column,
+        "expected": expected,
+        "message": f"column {column!r} expects {expected}, got {_shown(value)}",
+    }
+
+
 def _enforce_columns(sig: Signature, inputs: Any) -> Any:
     import numpy as np
     import pandas as pd
@@ -232,25 +241,13 @@ def _enforce_columns(sig: Signature, inputs: Any) -> Any:
                 or present.map(lambda v: isinstance(v, bool | str)).any()
             ):
                 bad = next((v for v in present if isinstance(v, bool | str)), None)
-                problems.append(
-                    {
-                        "field": spec.name,
-                        "expected": spec.type,
-                        "message": f"column {spec.name!r} expects {spec.type}, got {_shown(bad)}",
-                    }
-                )
+                problems.append(_wrong_type(spec.name, spec.type, bad))
                 continue
             numeric = pd.to_numeric(series, errors="coerce")
             broken = numeric.isna() & ~nulls
             if broken.any():
                 bad = series[broken].iloc[0]
-                problems.append(
-                    {
-                        "field": spec.name,
-                        "expected": spec.type,
-                        "message": f"column {spec.name!r} expects {spec.type}, got {_shown(bad)}",
-                    }
-                )
+                problems.append(_wrong_type(spec.name, spec.type, bad))
                 continue
             if spec.type == "integer":
                 if pd.api.types.is_integer_dtype(series.dtype):
@@ -260,13 +257,7 @@ def _enforce_columns(sig: Signature, inputs: Any) -> Any:
                 whole = np.isfinite(finite) & (finite % 1 == 0) & (finite.abs() < 2.0**63)
                 if not whole.all():
                     bad = series[~nulls][~whole].iloc[0]
-                    problems.append(
-                        {
-                            "field": spec.name,
-                            "expected": "integer",
-                            "message": f"column {spec.name!r} expects integer, got {_shown(bad)}",
-                        }
-                    )
+                    problems.append(_wrong_type(spec.name, "integer", bad))
                     continue
                 out[spec.name] = (
                     numeric.astype("int64") if not nulls.any() else numeric.astype("Int64")
@@ -276,25 +267,13 @@ def _enforce_columns(sig: Signature, inputs: Any) -> Any:
         elif spec.type == "boolean":
             if not present.map(lambda v: isinstance(v, bool | np.bool_)).all():
                 bad = next(v for v in present if not isinstance(v, bool | np.bool_))
-                problems.append(
-                    {
-                        "field": spec.name,
-                        "expected": "boolean",
-                        "message": f"column {spec.name!r} expects boolean, got {_shown(bad)}",
-                    }
-                )
+                problems.append(_wrong_type(spec.name, "boolean", bad))
                 continue
             out[spec.name] = series
         elif spec.type == "string":
             if not present.map(lambda v: isinstance(v, str)).all():
                 bad = next(v for v in present if not isinstance(v, str))
-                problems.append(
-                    {
-                        "field": spec.name,
-                        "expected": "string",
-                        "message": f"column {spec.name!r} expects string, got {_shown(bad)}",
-                    }
-                )
+                problems.append(_wrong_type(spec.name, "string", bad))
                 continue
             out[spec.name] = series.astype(object)
         else:  # datetime
@@ -309,13 +288,7 @@ def _enforce_columns(sig: Signature, inputs: Any) -> Any:
                 converted = pd.to_datetime(series, errors="coerce", utc=True)
             broken = converted.isna() & ~nulls
             if broken.any():
-                problems.append(
-                    {
-                        "field": spec.name,
-                        "expected": "datetime",
-                        "message": f"column {spec.name!r} expects datetime, got {_shown(series[broken].iloc[0])}",
-                    }
-                )
+                problems.append(_wrong_type(spec.name, "datetime", series[broken].iloc[0]))
                 continue
             out[spec.name] = converted
     if problems:
