@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -227,3 +229,76 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     for r in rows:
         out.append("| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |")
     return "\n".join(out)
+
+
+# -- worker plumbing shared by the benchmarks that run a worker per tool -------------------
+
+RESULT = "@@RESULT "
+
+# The top of every worker's code (run as `python -c CODE JSON_ARGS` in a tool's venv).
+WORKER_PRELUDE = r"""
+import json, os, sys, time
+ARGS = json.loads(sys.argv[1])
+MODE = ARGS["mode"]
+
+def out(**kw):
+    print("@@RESULT " + json.dumps(kw), flush=True)
+
+def timeit(fn):
+    t = time.perf_counter()
+    r = fn()
+    return time.perf_counter() - t, r
+
+def med(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    if not n:
+        return None
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+"""
+
+
+def parse_result(stdout: str) -> dict:
+    """The JSON a worker printed on its result line."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(RESULT):
+            return json.loads(line[len(RESULT) :])
+    raise ValueError("worker printed no result line")
+
+
+def base_env() -> dict[str, str]:
+    """This environment without keel's and MLflow's settings, so each worker sets its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEEL_", "MLFLOW_"))}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def keel_env(ws: Path) -> dict[str, str]:
+    return {**base_env(), "KEEL_HOME": str(ws)}
+
+
+def mlflow_env(d: Path, experiment: str | None = None) -> dict[str, str]:
+    env = {
+        **base_env(),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{d / 'mlflow.db'}",
+    }
+    if experiment:
+        env["MLFLOW_EXPERIMENT_NAME"] = experiment
+    return env
+
+
+def fmt_ms(x: float | None) -> str:
+    if x is None or x != x:
+        return "n/a"
+    if abs(x) >= 1:
+        return fmt_s(x)
+    if abs(x) < 0.001:
+        return f"{x * 1e6:.0f} µs"
+    return f"{x * 1000:.{1 if abs(x) < 0.1 else 0}f} ms"
+
+
+def fmt_x(r: float | None) -> str:
+    if r is None:
+        return "n/a"
+    return f"{r:,.0f}x" if r >= 100 else f"{r:.2f}x"

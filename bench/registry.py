@@ -72,14 +72,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     REPO_DIR,
+    WORKER_PRELUDE,
     CommandFailed,
+    base_env,
     drop_tree,
     ensure_venv,
     fmt_bytes,
-    fmt_s,
+    fmt_ms,
+    fmt_x,
+    keel_env,
     log,
     markdown_table,
     median,
+    mlflow_env,
+    parse_result,
     ratio,
     timed_run,
 )
@@ -87,35 +93,18 @@ from _common import (
 MLFLOW_REQUIREMENTS = ["mlflow>=3,<4"]  # the same list as bench/tracking.py: one shared venv
 KEEL_PY = REPO_DIR / ".venv" / "bin" / "python"
 KEEL_BIN = REPO_DIR / ".venv" / "bin" / "keel"
-RESULT = "@@RESULT "
 TREE_TYPE = "sklearn.tree._tree.Tree"
 
 # --------------------------------------------------------------------------
 # Worker code (run with `python -c CODE JSON_ARGS` in each tool's venv)
 # --------------------------------------------------------------------------
 
-PRELUDE = r'''
-import json, os, sys, time
-ARGS = json.loads(sys.argv[1])
-MODE = ARGS["mode"]
-
-def out(**kw):
-    print("@@RESULT " + json.dumps(kw), flush=True)
+PRELUDE = (
+    WORKER_PRELUDE
+    + r'''
 
 def mono():
     return time.clock_gettime(time.CLOCK_MONOTONIC)  # system-wide: comparable across processes
-
-def timeit(fn):
-    t = time.perf_counter()
-    r = fn()
-    return time.perf_counter() - t, r
-
-def med(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    if not n:
-        return None
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 def models():
     import joblib, numpy as np
@@ -164,6 +153,7 @@ def move_loop(moves, ready, n, gap):
         time.sleep(gap)
     out(moves=done)
 '''
+)
 
 MAKE_MODELS = (
     PRELUDE
@@ -469,13 +459,6 @@ MLFLOW_SHOW_FRESH = (
 # --------------------------------------------------------------------------
 
 
-def parse_result(stdout: str) -> dict:
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(RESULT):
-            return json.loads(line[len(RESULT) :])
-    raise ValueError("worker printed no result line")
-
-
 def call(py: Path, code: str, args: dict, cwd: Path, env: dict[str, str], timeout: float = 3600):
     """Run a worker; return its JSON result."""
     p = subprocess.run(
@@ -495,40 +478,6 @@ def call(py: Path, code: str, args: dict, cwd: Path, env: dict[str, str], timeou
         return parse_result(p.stdout)
     except ValueError as exc:
         raise CommandFailed(f"{exc}\nstdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}")
-
-
-def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEEL_", "MLFLOW_"))}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
-
-
-def keel_env(ws: Path) -> dict[str, str]:
-    return {**base_env(), "KEEL_HOME": str(ws)}
-
-
-def mlflow_env(d: Path) -> dict[str, str]:
-    return {
-        **base_env(),
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{d / 'mlflow.db'}",
-    }
-
-
-def fmt_ms(x: float | None) -> str:
-    if x is None or x != x:
-        return "n/a"
-    if abs(x) >= 1:
-        return fmt_s(x)
-    if abs(x) < 0.001:
-        return f"{x * 1e6:.0f} µs"
-    return f"{x * 1000:.{1 if abs(x) < 0.1 else 0}f} ms"
-
-
-def fmt_x(r: float | None) -> str:
-    if r is None:
-        return "n/a"
-    return f"{r:,.0f}x" if r >= 100 else f"{r:.2f}x"
 
 
 def match_moves(moves: list, changes: list) -> tuple[list[float], list[float], int]:

@@ -56,13 +56,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     REPO_DIR,
+    WORKER_PRELUDE,
     CommandFailed,
+    base_env,
     drop_tree,
     ensure_venv,
     fmt_s,
+    fmt_x,
+    keel_env,
     log,
     markdown_table,
     median,
+    mlflow_env,
+    parse_result,
     ratio,
 )
 
@@ -71,29 +77,14 @@ KEEL_PY = REPO_DIR / ".venv" / "bin" / "python"
 FILTER_KEEL = "metrics.auc > 0.9 and params.depth = 6"
 FILTER_MLFLOW = "metrics.auc > 0.9 and params.depth = '6'"
 SORT_KEEL = "-metrics.auc"
-RESULT = "@@RESULT "
 
 # --------------------------------------------------------------------------
 # Worker code (run with `python -c CODE JSON_ARGS` in each tool's venv)
 # --------------------------------------------------------------------------
 
-PRELUDE = r'''
-import json, sys, time
-ARGS = json.loads(sys.argv[1])
-MODE = ARGS["mode"]
-
-def out(**kw):
-    print("@@RESULT " + json.dumps(kw), flush=True)
-
-def timeit(fn):
-    t = time.perf_counter()
-    r = fn()
-    return time.perf_counter() - t, r
-
-def med(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+PRELUDE = (
+    WORKER_PRELUDE
+    + r'''
 
 def gen_runs(n, seed=42):
     """(i, depth, lr, auc, loss) for n runs; the first k rows do not depend on n."""
@@ -106,6 +97,7 @@ def expected_top(data, limit=100):
     hits = sorted((r for r in data if r[3] > 0.9 and r[1] == 6), key=lambda r: -r[3])
     return [f"r{r[0]}" for r in hits[:limit]], len(hits)
 '''
+)
 
 FLOOR_WORKER = (
     PRELUDE
@@ -368,13 +360,6 @@ MLFLOW_STARTUP = (
 # --------------------------------------------------------------------------
 
 
-def parse_result(stdout: str) -> dict:
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(RESULT):
-            return json.loads(line[len(RESULT) :])
-    raise ValueError("worker printed no result line")
-
-
 def call(
     py: Path, code: str, args: dict | str, cwd: Path, env: dict[str, str], timeout: float = 3600
 ) -> tuple[dict, float]:
@@ -401,27 +386,6 @@ def call(
         raise CommandFailed(f"{exc}\nstdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}")
 
 
-def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEEL_", "MLFLOW_"))}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
-
-
-def keel_env(ws: Path) -> dict[str, str]:
-    return {**base_env(), "KEEL_HOME": str(ws)}
-
-
-def mlflow_env(d: Path, experiment: str | None = None) -> dict[str, str]:
-    env = {
-        **base_env(),
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{d / 'mlflow.db'}",
-    }
-    if experiment:
-        env["MLFLOW_EXPERIMENT_NAME"] = experiment
-    return env
-
-
 def fmt_rate(x: float | None) -> str:
     if x is None or x != x:
         return "n/a"
@@ -432,12 +396,6 @@ def fmt_rate(x: float | None) -> str:
     if x >= 1e3:
         return f"{x / 1e3:.1f}k/s"
     return f"{x:.0f}/s"
-
-
-def fmt_x(r: float | None) -> str:
-    if r is None:
-        return "n/a"
-    return f"{r:,.0f}x" if r >= 100 else f"{r:.2f}x"
 
 
 class Bench:
