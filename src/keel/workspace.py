@@ -21,6 +21,7 @@ from keel.errors import BadPath
 
 if TYPE_CHECKING:
     from keel.store.db import Database
+    from keel.store.logs import LogLake
     from keel.store.objects import ObjectStore, StatCache
 
 __all__ = ["Workspace", "connect", "init"]
@@ -57,6 +58,13 @@ class Workspace:
         from keel.store.objects import open_store
 
         return open_store(self.settings.store_url)
+
+    @cached_property
+    def logs(self) -> LogLake:
+        """The log lake: prediction logs and outcomes (``.keel/logs``)."""
+        from keel.store.logs import LogLake
+
+        return LogLake(self.settings.keel_dir / "logs")
 
     @cached_property
     def stat_cache(self) -> StatCache:

@@ -17,7 +17,7 @@ from typing import Any
 
 from keel.errors import InvalidInput
 
-__all__ = ["AsymmetricCost", "Outcome", "RowValue", "ValueMatrix"]
+__all__ = ["AsymmetricCost", "Outcome", "RowValue", "ValueMatrix", "join"]
 
 
 @dataclass(frozen=True)
@@ -128,3 +128,13 @@ class RowValue:
 
 
 Outcome = ValueMatrix | AsymmetricCost | RowValue
+
+
+def join(
+    model: str, *, since: float | str | None = None, workspace: Any = None, how: str = "inner"
+) -> Any:
+    """Logged predictions of ``model`` joined to the outcomes fed back (a DataFrame); see
+    :func:`keel.evaluation.online.join`."""
+    from keel.evaluation.online import join as _join
+
+    return _join(model, since=since, workspace=workspace, how=how)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from keel.store.db.schema import (
         dataset_versions,
         datasets,
+        deployments,
         evaluations,
         events,
         metadata,
@@ -48,6 +49,7 @@ __all__ = [
     "current_revision",
     "dataset_versions",
     "datasets",
+    "deployments",
     "ensure_schema",
     "evaluations",
     "event_from_row",

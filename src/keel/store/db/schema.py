@@ -24,6 +24,7 @@ from sqlalchemy import (
 __all__ = [
     "dataset_versions",
     "datasets",
+    "deployments",
     "evaluations",
     "events",
     "metadata",
@@ -273,4 +274,27 @@ evaluations = Table(
     Column("created_by", String(128), nullable=False),
     Index("ix_evaluations_model", "model_version_id"),
     Index("ix_evaluations_data", "dataset_version_id"),
+)
+
+# -- deployments (revision 0005) -----------------------------------------------
+
+# A deployment: a challenger version meeting traffic beside the alias it may replace
+# (shadow, canary or A/B), with its guardrails. Immutable; the pointer
+# ("deployment", model name) names the live one, and its events say how each ended.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("alias", String(64), nullable=False),  # what it serves beside: champion
+    Column("challenger_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("mode", String(16), nullable=False),  # shadow canary ab
+    Column("share", Float, nullable=False),  # of traffic answered by the challenger
+    Column("sticky_key", String(128), nullable=True),  # input field hashed to pick the arm
+    Column("guardrails", Text, nullable=False),  # JSON
+    Column("outcome", Text, nullable=True),  # JSON: the value definition judged online
+    Column("message", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Index("ix_deployments_model", "model_id", "created_at"),
 )
