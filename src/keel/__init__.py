@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from keel import data, errors
+    from keel import data, errors, monitor
     from keel.data import DatasetVersion
     from keel.errors import KeelError
     from keel.evaluation import evaluate, gate
@@ -51,6 +51,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "monitor",
     "search_runs",
     "set_tag",
     "set_tags",
@@ -76,6 +77,7 @@ _LAZY = {
     "evaluate": ("keel.evaluation", "evaluate"),
     "gate": ("keel.evaluation", "gate"),
     "outcomes": ("keel.evaluation.outcomes", None),
+    "monitor": ("keel.monitor", None),
 }
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "dataset_versions",
     "datasets",
     "deployments",
+    "drift_reports",
     "evaluations",
     "events",
     "metadata",
@@ -297,4 +298,26 @@ deployments = Table(
     Column("created_at", Float, nullable=False),
     Column("created_by", String(128), nullable=False),
     Index("ix_deployments_model", "model_id", "created_at"),
+)
+
+# -- drift reports (revision 0006) ----------------------------------------------
+
+# A drift report: a current table judged against a reference (a dataset version, the
+# training data of a model version, or a table). The whole report is an object.
+drift_reports = Table(
+    "drift_reports",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=True),
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), nullable=True),
+    Column("current_version_id", Integer, ForeignKey("dataset_versions.id"), nullable=True),
+    Column("reference", Text, nullable=False),  # what the reference was, in words
+    Column("current", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # drift, no drift, not enough data
+    Column("summary", Text, nullable=False),  # JSON: what drifted, the headline numbers
+    Column("result_oid", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Index("ix_drift_reports_model", "model_version_id", "created_at"),
+    Index("ix_drift_reports_data", "dataset_version_id", "created_at"),
 )

@@ -1,0 +1,49 @@
+"""Drift and performance monitoring: is the model still seeing the world it learned?
+
+``keel.monitor.drift(reference, current)`` judges a current table against a
+reference (a table, a dataset version's stored profile, or a model version's
+training data through lineage): per-column drift from detectors that share one
+contract, multivariate drift (a domain classifier, PCA reconstruction),
+prediction and target drift, realized performance with change detection on
+the error stream, and label-free performance estimation (CBPE). The
+:class:`DriftReport` explains its decision rule, renders as HTML and JSON, and
+is recorded, linked to what it judged.
+"""
+
+from __future__ import annotations
+
+from keel.monitor.categorical import ChiSquare, NewCategories
+from keel.monitor.cbpe import EstimatedPerformance, estimate_performance
+from keel.monitor.concept import ADWIN, ChangeDetector, ConceptDrift, PageHinkley
+from keel.monitor.decision import DecisionRule
+from keel.monitor.detector import Detector, Score
+from keel.monitor.drift import drift
+from keel.monitor.feature import FeatureDrift
+from keel.monitor.jensen_shannon import JensenShannon
+from keel.monitor.missing import MissingRate
+from keel.monitor.multivariate import MultivariateDrift
+from keel.monitor.numeric import PSI, KolmogorovSmirnov, Wasserstein
+from keel.monitor.report import DriftReport
+
+__all__ = [
+    "ADWIN",
+    "PSI",
+    "ChangeDetector",
+    "ChiSquare",
+    "ConceptDrift",
+    "DecisionRule",
+    "Detector",
+    "DriftReport",
+    "EstimatedPerformance",
+    "FeatureDrift",
+    "JensenShannon",
+    "KolmogorovSmirnov",
+    "MissingRate",
+    "MultivariateDrift",
+    "NewCategories",
+    "PageHinkley",
+    "Score",
+    "Wasserstein",
+    "drift",
+    "estimate_performance",
+]

@@ -1,0 +1,288 @@
+"""``keel.monitor.drift``: judge a current table against a reference.
+
+>>> import numpy as np, pandas as pd
+>>> import keel
+>>> rng = np.random.default_rng(0)
+>>> ref = pd.DataFrame({"x": rng.normal(size=2000), "c": rng.choice(["a", "b"], 2000)})
+>>> cur = pd.DataFrame({"x": rng.normal(1.0, 1, 2000), "c": rng.choice(["a", "b"], 2000)})
+>>> report = keel.monitor.drift(ref, cur, multivariate=False)
+>>> report.drifted_features, round(report.features["x"].statistic, 1)
+(['x'], 1.0)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from keel.errors import InvalidInput
+from keel.monitor.cbpe import estimate_performance
+from keel.monitor.columns import Column, column_from_profile, column_from_series, kind_of
+from keel.monitor.concept import ChangeDetector, performance_by_chunk
+from keel.monitor.decision import DecisionRule
+from keel.monitor.feature import FeatureDrift, decide, score_feature
+from keel.monitor.multivariate import multivariate_drift
+from keel.monitor.report import DriftReport
+from keel.monitor.sources import Side, load_side
+
+if TYPE_CHECKING:
+    from keel.workspace import Workspace
+
+__all__ = ["drift"]
+
+
+def _names(value: str | Iterable[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+def _column(side: Side, name: str, kind: str | None) -> tuple[Column | None, str | None]:
+    """``name`` of ``side`` as ``kind`` (inferred when None); None when it cannot compare."""
+    frame = side.frame
+    if frame is None and side.profile is not None:
+        stats = side.profile["columns"][name]
+        col = column_from_profile(stats)
+        if col is None:
+            return None, f"{name}: {stats.get('type')} columns are not compared"
+        return col, None
+    table = side.table()
+    assert table is not None
+    series = table[name]
+    inferred, note = kind_of(series)
+    col = column_from_series(series, kind or inferred)
+    if note:
+        col.notes.append(note)
+    return col, None
+
+
+def _pair(reference: Side, current: Side, name: str) -> tuple[Column, Column] | str:
+    ref, why = _column(reference, name, None)
+    if ref is None:
+        return why or name
+    cur_series = current.table()[name]  # type: ignore[index]
+    cur_kind, note = kind_of(cur_series)
+    if ref.kind == "numeric" and cur_kind == "categorical" and note is None:
+        kind = "categorical"
+    else:
+        kind = cur_kind
+    cur = column_from_series(cur_series, kind)
+    if note:
+        cur.notes.append(note)
+    if ref.kind == "categorical" and cur.kind == "numeric" and reference.frame is not None:
+        # Numbers now, text before: compare both as text rather than call it a type change
+        # when the reference's text reads as numbers too.
+        import pandas as pd
+
+        if pd.to_numeric(reference.frame[name], errors="coerce").notna().mean() >= 0.95:
+            ref = column_from_series(reference.frame[name], "numeric")
+    return ref, cur
+
+
+def _task(truth: Any, predicted: Any) -> tuple[str, Any, Any]:
+    """("classification" | "regression", truth, decisions) from a target and a prediction."""
+    import pandas as pd
+
+    y = truth
+    classes = pd.unique(y.dropna())
+    numeric_pred = pd.api.types.is_numeric_dtype(
+        predicted.dtype
+    ) and not pd.api.types.is_bool_dtype(predicted.dtype)
+    if len(classes) <= 2 and numeric_pred:
+        p = predicted.to_numpy(dtype=float, na_value=np.nan)
+        if np.nanmin(p) >= 0 and np.nanmax(p) <= 1 and len(set(np.unique(p)) - {0.0, 1.0}):
+            positive = sorted(classes, key=str)[-1] if len(classes) else 1
+            return "classification", (y == positive).to_numpy(), p >= 0.5
+    if not pd.api.types.is_numeric_dtype(y.dtype) or (
+        len(classes) <= 20 and set(pd.unique(predicted.dropna())) <= set(classes)
+    ):
+        return "classification", y.astype(str).to_numpy(), predicted.astype(str).to_numpy()
+    return "regression", y.to_numpy(dtype=float), predicted.to_numpy(dtype=float)
+
+
+def drift(
+    reference: Any,
+    current: Any,
+    *,
+    target: str | None = None,
+    prediction: str | None = None,
+    exclude: str | Iterable[str] | None = None,
+    time_column: str | None = None,
+    rule: DecisionRule | None = None,
+    multivariate: bool = True,
+    change_detector: ChangeDetector | None = None,
+    chunks: int = 10,
+    workspace: Workspace | None = None,
+    record: bool = True,
+    seed: int = 0,
+) -> DriftReport:
+    """Judge ``current`` against ``reference``: per-column drift, multivariate drift,
+    prediction and target drift, realized or estimated performance.
+
+    ``reference`` and ``current`` may be DataFrames, paths to CSV or Parquet
+    files, dataset versions (``churn@v3``: the reference is read from its stored
+    profile where the detectors allow) or, for the reference, a model version
+    (``churn/v4``, ``churn@champion``: the dataset version it was trained on,
+    through lineage) or a stored profile. With a workspace (given, or needed to
+    resolve a reference), the report is recorded, linked to what it judged.
+    """
+    started = time.perf_counter()
+    rule = rule or DecisionRule()
+    used_ws: list[Workspace] = []
+
+    def ws() -> Workspace:
+        if not used_ws:
+            if workspace is not None:
+                used_ws.append(workspace)
+            else:
+                from keel.workspace import connect
+
+                used_ws.append(connect())
+        return used_ws[0]
+
+    cur = load_side(current, "current", ws)
+    if cur.profile is not None and cur.table() is None:
+        raise InvalidInput("current must be a table (a profile can only be the reference)")
+    if cur.table() is None:
+        cur.frame = cur.table()
+    cur_cols = cur.columns
+    ref = load_side(reference, "reference", ws, want=cur_cols)
+    ref_cols = ref.columns
+    excluded = _names(exclude)
+    unknown = [c for c in excluded if c not in ref_cols and c not in cur_cols]
+    if unknown:
+        raise InvalidInput(
+            f"--exclude names {unknown[0]!r}, which is in neither table; "
+            f"columns: {', '.join(cur_cols[:20])}"
+        )
+    for role, col in (("target", target), ("prediction", prediction), ("time", time_column)):
+        if col is not None and col not in ref_cols and col not in cur_cols:
+            raise InvalidInput(
+                f"{role} column {col!r} is in neither table; columns: {', '.join(cur_cols[:20])}"
+            )
+    if time_column is not None:
+        if time_column not in cur_cols:
+            raise InvalidInput(f"time column {time_column!r} is not in the current table")
+        cur.frame = cur.table().sort_values(time_column, kind="stable")  # type: ignore[union-attr]
+    special = {c for c in (target, prediction, time_column) if c}
+    common = [c for c in cur_cols if c in ref_cols]
+    features = [c for c in common if c not in special and c not in excluded]
+    if not common:
+        raise InvalidInput(
+            f"the reference ({ref.label}) and the current table ({cur.label}) have no column "
+            f"in common; reference: {', '.join(ref_cols[:10])}; current: {', '.join(cur_cols[:10])}"
+        )
+    notes: list[str] = list(ref.notes)
+    judged: dict[str, FeatureDrift] = {}
+    kinds: dict[str, str] = {}
+    for name in features:
+        pair = _pair(ref, cur, name)
+        if isinstance(pair, str):
+            notes.append(pair)
+            continue
+        judged[name] = score_feature(name, pair[0], pair[1], rule)
+        kinds[name] = pair[1].kind
+    extras: dict[str, FeatureDrift] = {}
+    for role, col in (("target", target), ("prediction", prediction)):
+        if col is not None and col in common:
+            pair = _pair(ref, cur, col)
+            if not isinstance(pair, str):
+                extras[role] = score_feature(col, pair[0], pair[1], rule, role=role)
+    tests = decide([*judged.values(), *extras.values()], rule)
+
+    report = DriftReport(
+        id=uuid.uuid4().hex,
+        reference=ref.label,
+        current=cur.label,
+        rows=(ref.rows, cur.rows),
+        features=judged,
+        rule=rule,
+        tests=tests,
+        target=extras.get("target"),
+        prediction=extras.get("prediction"),
+        reference_only=[c for c in ref_cols if c not in cur_cols and c not in excluded],
+        current_only=[c for c in cur_cols if c not in ref_cols and c not in excluded],
+        notes=notes,
+        model=ref.model.ref if ref.model is not None else None,
+        dataset=ref.dataset.ref if ref.dataset is not None else None,
+        created_at=time.time(),
+    )
+    for side, missing in (("current", report.reference_only), ("reference", report.current_only)):
+        if missing:
+            report.notes.append(
+                f"{len(missing)} column(s) missing from the {side} table, not compared: "
+                f"{', '.join(missing[:10])}"
+            )
+    current_table = cur.table()
+    if multivariate and kinds:
+        ref_table = ref.table()
+        if ref_table is None:
+            report.notes.append("multivariate drift needs the reference table; only a profile")
+        else:
+            cols = [c for c in judged if judged[c].status != "type changed"]
+            report.multivariate = multivariate_drift(
+                ref_table, current_table, cols, kinds, seed=seed
+            )
+    _performance(report, ref, current_table, target, prediction, change_detector, chunks)
+    report.seconds = time.perf_counter() - started
+    if record and used_ws:
+        from keel.monitor.records import record_report
+
+        report.record_id = record_report(used_ws[0], report, ref, cur)
+    return report
+
+
+def _performance(
+    report: DriftReport,
+    ref: Side,
+    current: Any,
+    target: str | None,
+    prediction: str | None,
+    detector: ChangeDetector | None,
+    chunks: int,
+) -> None:
+    if prediction is None or prediction not in current.columns:
+        return
+    has_target = target is not None and target in current.columns
+    if has_target:
+        rows = current[[target, prediction]].dropna()
+        if len(rows) < 30:
+            report.notes.append(
+                f"performance: only {len(rows)} current rows have both target and prediction"
+            )
+            return
+        task, y, p = _task(rows[target], rows[prediction])
+        report.performance = performance_by_chunk(y, p, task, chunks=chunks, detector=detector)
+        return
+    pred = current[prediction]
+    import pandas as pd
+
+    if not pd.api.types.is_numeric_dtype(pred.dtype) or pd.api.types.is_bool_dtype(pred.dtype):
+        return
+    values = pred.to_numpy(dtype=float, na_value=np.nan)
+    finite = values[np.isfinite(values)]
+    if not len(finite) or finite.min() < 0 or finite.max() > 1:
+        report.notes.append(
+            "no target in the current table and the prediction is not a probability: "
+            "performance cannot be estimated"
+        )
+        return
+    ref_p = ref_y = None
+    ref_table = ref.table()
+    if (
+        ref_table is not None
+        and target is not None
+        and {target, prediction} <= set(ref_table.columns)
+    ):
+        rows = ref_table[[target, prediction]].dropna()
+        task, ref_y, _ = _task(rows[target], rows[prediction])
+        if task == "classification" and np.asarray(ref_y).dtype == bool:
+            ref_p = rows[prediction].to_numpy(dtype=float)
+            ref_y = np.asarray(ref_y, dtype=float)
+    report.estimated_performance = estimate_performance(finite, ref_p, ref_y)

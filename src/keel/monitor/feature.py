@@ -1,0 +1,206 @@
+"""One column judged: every detector's score, then the decision of :mod:`decision`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from keel.monitor.categorical import aligned_counts
+from keel.monitor.columns import Column
+from keel.monitor.decision import LARGE, DecisionRule, holm
+from keel.monitor.detector import Score
+
+__all__ = ["FeatureDrift", "decide", "score_feature"]
+
+PLOT_BINS = 30
+PLOT_CATEGORIES = 20
+
+
+@dataclass
+class FeatureDrift:
+    """The verdict on one column (a feature, the target or the prediction)."""
+
+    name: str
+    kind: str
+    role: str = "feature"
+    status: str = "no drift"  # drift | no drift | not enough data | empty | type changed
+    drifted: bool = False
+    method: str | None = None
+    statistic: float | None = None
+    threshold: float | None = None
+    test: str | None = None
+    p_value: float | None = None  # corrected for every test in the report
+    p_value_raw: float | None = None
+    missing: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, Score] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rows: tuple[int, int] = (0, 0)
+    reference_source: str = "table"
+    regime: str | None = None
+    distribution: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "role": self.role,
+            "status": self.status,
+            "drifted": self.drifted,
+            "method": self.method,
+            "statistic": self.statistic,
+            "threshold": self.threshold,
+            "test": self.test,
+            "p_value": self.p_value,
+            "p_value_raw": self.p_value_raw,
+            "missing": self.missing,
+            "scores": {k: s.to_dict() for k, s in self.scores.items()},
+            "reasons": self.reasons,
+            "notes": self.notes,
+            "rows": list(self.rows),
+            "reference_source": self.reference_source,
+            "regime": self.regime,
+            "distribution": self.distribution,
+        }
+
+
+def score_feature(
+    name: str, reference: Column, current: Column, rule: DecisionRule, role: str = "feature"
+) -> FeatureDrift:
+    """Run every detector of ``rule`` that fits; the decision waits for :func:`decide`."""
+    f = FeatureDrift(name=name, kind=reference.kind, role=role)
+    f.notes = [f"reference: {n}" for n in reference.notes] + [
+        f"current: {n}" for n in current.notes
+    ]
+    f.reference_source = reference.source
+    f.rows = (reference.n, current.n)
+    if reference.kind != current.kind:
+        f.kind = f"{reference.kind}/{current.kind}"
+        f.status = "type changed"
+        f.drifted = True
+        f.reasons.append(f"{reference.kind} in the reference, {current.kind} in the current data")
+        return f
+    f.scores["missing_rate"] = rule.missing.score(reference, current)
+    if reference.n == 0 and current.n == 0:
+        f.status = "empty"
+        f.notes.append("every value is missing in both tables")
+        return f
+    if min(reference.n, current.n) < rule.min_rows:
+        f.status = "not enough data"
+        f.notes.append(
+            f"{reference.n} values in the reference and {current.n} in the current data; "
+            f"at least {rule.min_rows} a side are needed to judge the distribution"
+        )
+        return f
+    if reference.kind == "numeric":
+        effect, test = rule.numeric_effect, rule.numeric_test
+        extra = [d for d in rule.numeric_extra if d.accepts(reference)]
+        if reference.std == 0 and reference.n:
+            f.notes.append(f"constant in the reference ({reference.min:g})")
+    else:
+        effect, test = rule.categorical_effect, rule.categorical_test
+        extra = [rule.categories]
+    for d in (effect, test, *extra):
+        f.scores[d.name] = d.score(reference, current)
+    f.method, f.test = effect.name, test.name
+    f.statistic = f.scores[effect.name].statistic
+    f.threshold = f.scores[effect.name].threshold
+    f.p_value_raw = f.scores[test.name].p_value
+    f.regime = "effect size decides" if min(f.rows) >= LARGE else "test decides"
+    f.distribution = _distribution(reference, current)
+    return f
+
+
+def decide(features: list[FeatureDrift], rule: DecisionRule) -> int:
+    """Correct every p-value in ``features`` together (Holm) and set each verdict.
+
+    Returns the number of tests corrected for."""
+    family: list[tuple[FeatureDrift, str]] = []
+    for f in features:
+        if f.p_value_raw is not None:
+            family.append((f, "distribution"))
+        if "missing_rate" in f.scores:
+            family.append((f, "missing"))
+    raw = []
+    for f, which in family:
+        p = f.p_value_raw if which == "distribution" else f.scores["missing_rate"].p_value
+        raw.append(1.0 if p is None else p)
+    for (f, which), p in zip(family, holm(raw), strict=True):
+        if which == "distribution":
+            f.p_value = p
+        else:
+            f.missing["p_value"] = p
+    for f in features:
+        if "missing_rate" in f.scores:
+            m = f.scores["missing_rate"]
+            f.missing.update(m.details)
+            moved = m.statistic >= m.threshold and f.missing["p_value"] < rule.alpha
+            f.missing["drifted"] = moved
+            if moved:
+                f.reasons.append(
+                    f"missing values {m.details['reference']:.1%} -> {m.details['current']:.1%}"
+                )
+        if f.p_value is not None and f.statistic is not None and f.threshold is not None:
+            big = f.statistic >= f.threshold
+            real = f.p_value < rule.alpha
+            if big and real:
+                f.reasons.append(
+                    f"{f.method} {f.statistic:.4g} >= {f.threshold:g} "
+                    f"and {f.test} p={f.p_value:.3g} < {rule.alpha:g}"
+                )
+            elif real:
+                f.notes.append(
+                    f"significant (p={f.p_value:.3g}) but small: {f.method} "
+                    f"{f.statistic:.4g} < {f.threshold:g}"
+                )
+            elif big:
+                f.notes.append(
+                    f"{f.method} {f.statistic:.4g} >= {f.threshold:g} but not significant "
+                    f"(p={f.p_value:.3g}): too few rows to tell it from noise"
+                )
+        cats = f.scores.get(rule.categories.name)
+        if cats is not None and cats.drifted:
+            d = cats.details
+            if d.get("new_share", 0) >= cats.threshold:
+                f.reasons.append(
+                    f"new categories {', '.join(map(str, d['new'][:5]))} "
+                    f"({d['new_share']:.1%} of current rows)"
+                )
+            if d.get("vanished_share", 0) >= cats.threshold:
+                f.reasons.append(
+                    f"vanished categories {', '.join(map(str, d['vanished'][:5]))} "
+                    f"({d['vanished_share']:.1%} of reference rows)"
+                )
+        if f.status in ("no drift", "not enough data", "empty"):
+            f.drifted = bool(f.reasons)
+            if f.drifted:
+                f.status = "drift"
+    return len(family)
+
+
+def _distribution(reference: Column, current: Column) -> dict[str, Any]:
+    """Shares of both sides on common bins (numbers) or top categories, for the report."""
+    if reference.kind == "numeric":
+        lo = float(min(reference.quantile(0.005), current.quantile(0.005)))  # type: ignore[union-attr]
+        hi = float(max(reference.quantile(0.995), current.quantile(0.995)))  # type: ignore[union-attr]
+        if not hi > lo:
+            hi = lo + 1.0
+        edges = np.linspace(lo, hi, PLOT_BINS + 1)
+        p = np.diff(reference.cdf(edges))
+        q = np.diff(current.cdf(edges))  # type: ignore[union-attr]
+        return {
+            "edges": [float(e) for e in edges],
+            "reference": [float(x) for x in p],
+            "current": [float(x) for x in q],
+        }
+    labels, ref, cur = aligned_counts(reference, current)  # type: ignore[arg-type]
+    ref_s = ref / max(ref.sum(), 1)
+    cur_s = cur / max(cur.sum(), 1)
+    order = np.argsort(-(ref_s + cur_s))[:PLOT_CATEGORIES]
+    return {
+        "categories": [labels[i] for i in order],
+        "reference": [float(ref_s[i]) for i in order],
+        "current": [float(cur_s[i]) for i in order],
+    }

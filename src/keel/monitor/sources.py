@@ -1,0 +1,168 @@
+"""Where a side of a comparison comes from: a DataFrame, a CSV/Parquet path, a dataset
+version (``churn@v3``, read from its stored profile where the detectors allow), a
+stored profile, or a model version (``churn/v4``, ``churn@champion``), which leads
+through lineage to the dataset version it was trained on."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from keel.errors import BadPath, InvalidInput, KeelError, NotFound
+
+if TYPE_CHECKING:
+    from keel.workspace import Workspace
+
+__all__ = ["Side", "load_side"]
+
+SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+
+
+@dataclass
+class Side:
+    """One side: a frame (or a way to read it), or only a profile table."""
+
+    label: str
+    frame: Any | None = None
+    profile: dict[str, Any] | None = None
+    loader: Callable[[], Any] | None = None
+    dataset: Any | None = None  # DatasetVersion
+    model: Any | None = None  # ModelVersion
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> Any | None:
+        """The DataFrame, read on first use; None when only a profile exists."""
+        if self.frame is None and self.loader is not None:
+            self.frame = self.loader()
+            self.loader = None
+        return self.frame
+
+    @property
+    def columns(self) -> list[str]:
+        if self.frame is not None:
+            return [str(c) for c in self.frame.columns]
+        if self.profile is not None:
+            return list(self.profile["columns"])
+        table = self.table()
+        return [str(c) for c in table.columns] if table is not None else []
+
+    @property
+    def rows(self) -> int:
+        if self.frame is not None:
+            return len(self.frame)
+        if self.profile is not None:
+            return int(self.profile.get("rows", 0))
+        table = self.table()
+        return len(table) if table is not None else 0
+
+
+def read_path(path: str) -> Any:
+    """A CSV, TSV or Parquet file as a DataFrame."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    lower = path.lower()
+    try:
+        if lower.endswith((".parquet", ".pq")):
+            return pq.read_table(path).to_pandas()
+        return pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(delimiter="\t" if lower.endswith(".tsv") else ","),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+        ).to_pandas()
+    except (pa.ArrowInvalid, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInput(f"{path} is not a readable table: {first}") from None
+
+
+def _profile_table(profile: dict[str, Any], want: list[str] | None) -> dict[str, Any]:
+    tables = profile.get("tables") if "tables" in profile else [profile]
+    if not tables or not all(isinstance(t, dict) and "columns" in t for t in tables):
+        raise InvalidInput("the profile has no table with columns (expected keel.profile/1)")
+    if want:
+        return max(tables, key=lambda t: len(set(t["columns"]) & set(want)))
+    return dict(tables[0])
+
+
+def _from_dataset(version: Any, want: list[str] | None) -> Side:
+    side = Side(label=version.ref, dataset=version, loader=version.to_pandas)
+    profile = version.profile
+    if profile is not None and profile.get("tables"):
+        side.profile = _profile_table(profile, want)
+    return side
+
+
+def _from_model(ws: Workspace, ref: str, want: list[str] | None) -> Side:
+    from keel.data.catalog import resolve
+    from keel.registry.versions import resolve_model
+    from keel.track.records import get_run
+
+    mv = resolve_model(ws, ref)
+    if mv.run_id is None:
+        raise NotFound(f"model {mv.ref} was logged outside a run, so it has no training data")
+    inputs = get_run(ws, mv.run_id).inputs
+    if not inputs:
+        raise NotFound(
+            f"model {mv.ref}'s run {mv.run_id[:8]} used no recorded dataset version "
+            "(run.use(...)); name the reference data instead"
+        )
+    candidates = [_from_dataset(resolve(ws, item["ref"]), want) for item in inputs]
+    best = max(candidates, key=lambda s: len(set(s.columns) & set(want or [])))
+    best.model = mv
+    best.label = f"{best.label} (training data of {mv.ref})"
+    return best
+
+
+def load_side(
+    obj: Any,
+    role: str,
+    workspace: Callable[[], Workspace],
+    want: list[str] | None = None,
+) -> Side:
+    """Turn what the caller passed as ``role`` ("reference" or "current") into a Side.
+
+    ``workspace`` is called only when a reference string needs one; ``want`` (the
+    other side's columns) picks the best-matching table of a profile."""
+    import pandas as pd
+
+    from keel.data.version import DatasetVersion
+
+    if isinstance(obj, pd.DataFrame):
+        return Side(label="DataFrame", frame=obj)
+    if isinstance(obj, DatasetVersion):
+        return _from_dataset(obj, want)
+    if isinstance(obj, dict):
+        return Side(label="profile", profile=_profile_table(obj, want))
+    if isinstance(obj, os.PathLike):
+        obj = os.fspath(obj)
+    if not isinstance(obj, str):
+        raise InvalidInput(
+            f"{role} must be a DataFrame, a path to a CSV or Parquet file, a dataset or model "
+            f"reference, or a profile; not {type(obj).__name__}"
+        )
+    if os.path.exists(obj):
+        if os.path.isdir(obj) or not obj.lower().endswith(SUFFIXES):
+            raise BadPath(f"{role} {obj!r} is not a .csv, .tsv or .parquet file")
+        return Side(label=obj, frame=read_path(obj))
+    if obj.lower().endswith(SUFFIXES) or (os.sep in obj and "/v" not in obj):
+        raise BadPath(f"{role} {obj!r}: no such file")
+    ws = workspace()
+    from keel.data.catalog import resolve
+
+    is_dataset = "@v" in obj and obj.split("@v", 1)[1].isdigit() and "/" not in obj
+    if is_dataset:
+        return _from_dataset(resolve(ws, obj), want)
+    try:
+        return _from_model(ws, obj, want)
+    except KeelError as model_error:
+        if "/" in obj:
+            raise
+        try:
+            return _from_dataset(resolve(ws, obj), want)
+        except NotFound:
+            raise NotFound(
+                f"{role} {obj!r} is neither a file, a dataset nor a model ({model_error})"
+            ) from None
