@@ -42,10 +42,23 @@ COMMANDS = {
         "keel.cli.evaluate:gate_cmd",
         "Should a challenger replace the champion? Exit 0 promote, 1 reject.",
     ),
+    "drift": (
+        "keel.cli.drift:drift_cmd",
+        "Has a table drifted from a reference? Exit 0 no, 1 drift, 2 bad input.",
+    ),
     "reproduce": (
         "keel.cli.runs:reproduce_cmd",
         "Re-run a run from its record and compare; exit 1 if it differs.",
     ),
+    "serve": (
+        "keel.cli.serve:serve_cmd",
+        "Serve a model alias over HTTP: predict, feedback, OIP v2, metrics.",
+    ),
+    "deploy": (
+        "keel.cli.serve:deploy",
+        "Shadow, canary or A/B a challenger; status, promote, stop, watch.",
+    ),
+    "logs": ("keel.cli.serve:logs_cmd", "Logged predictions (and outcomes) of a served model."),
     "quickstart": (
         "keel.cli.quickstart:quickstart",
         "Walk through the lifecycle in this folder, narrated.",
