@@ -46,7 +46,7 @@ class ServerMetrics:
             disable_created_metrics,
         )
 
-        disable_created_metrics()  # the *_created series only repeat the start time
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created repeat the start
         self.model = model
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         registry = None if self.multiprocess else CollectorRegistry()
