@@ -6,7 +6,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ class LogWriter:
             self._thread.start()
         return self
 
-    def append(self, stream: str, model: str, columns: dict[str, Sequence[Any]]) -> None:
+    def append(self, stream: str, model: str, columns: Mapping[str, Sequence[Any]]) -> None:
         """Buffer rows given as equal-length columns; ``columns["ts"]`` holds epoch seconds."""
         if stream not in STREAMS:
             raise ValueError(f"unknown log stream {stream!r}; expected one of {STREAMS}")
