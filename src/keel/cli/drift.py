@@ -1,0 +1,106 @@
+"""``keel drift``: judge a current table against a reference; exit 1 on drift."""
+
+from __future__ import annotations
+
+import click
+
+from keel.cli.output import emit_json, table
+
+__all__ = ["drift_cmd"]
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else ("-" if v is None else str(v))
+
+
+@click.command("drift")
+@click.argument("reference")
+@click.argument("current")
+@click.option("--target", default=None, help="The column holding the outcome, if any.")
+@click.option("--prediction", default=None, help="The column holding the model's prediction.")
+@click.option("--exclude", default=None, help="Columns to leave out: a,b,c.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a self-contained HTML report.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def drift_cmd(
+    reference: str,
+    current: str,
+    target: str | None,
+    prediction: str | None,
+    exclude: str | None,
+    report: str | None,
+    as_json: bool,
+) -> None:
+    """Has CURRENT drifted from REFERENCE? Exit 0 no drift, 1 drift, 2 bad input.
+
+    Each may be a CSV or Parquet file or a dataset version (churn@v3); REFERENCE
+    may also be a model version (churn/v4, churn@champion): its training data.
+    """
+    from keel.errors import WorkspaceNotFound
+    from keel.monitor import drift
+    from keel.workspace import connect
+
+    try:
+        ws = connect()
+    except WorkspaceNotFound:
+        ws = None
+    result = drift(
+        reference, current, target=target, prediction=prediction, exclude=exclude, workspace=ws
+    )
+    if report:
+        from keel.monitor.html import write_report
+
+        write_report(report, result)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        n = len(result.features)
+        click.echo(
+            f"{result.status.upper()}: {len(result.drifted_features)} of {n} features drifted "
+            f"({result.reference} -> {result.current}; {result.rows[1]:,} rows)"
+        )
+        shown = [f for f in result.features.values() if f.drifted or f.status != "no drift"]
+        shown += [f for f in (result.prediction, result.target) if f is not None]
+        if shown:
+            table(
+                ["column", "status", "effect", "statistic", "p", "why"],
+                [
+                    (
+                        f.name if f.role == "feature" else f"{f.name} ({f.role})",
+                        f.status,
+                        f.method or "-",
+                        _fmt(f.statistic),
+                        _fmt(f.p_value),
+                        "; ".join(f.reasons or f.notes[:1]),
+                    )
+                    for f in shown
+                ],
+            )
+        mv = result.multivariate
+        if mv is not None and mv.auc is not None:
+            lo, hi = mv.auc_interval or (0.0, 0.0)
+            click.echo(f"multivariate: domain classifier AUC {mv.auc:.3f} ({lo:.3f}..{hi:.3f})")
+        if result.performance is not None:
+            p = result.performance
+            at = p.first_detection
+            click.echo(
+                f"performance: {p.metric} by chunk "
+                + " ".join(f"{c[p.metric]:.3f}" for c in p.chunks)
+                + (f"; change detected at row {at:,}" if at is not None else "")
+            )
+        est = result.estimated_performance
+        if est is not None:
+            trust = "trustworthy" if est.trustworthy else "NOT trustworthy"
+            click.echo(
+                f"estimated accuracy {est.accuracy:.3f} (AUC {est.auc:.3f}), {trust}: {est.reason}"
+            )
+        for note in result.notes:
+            click.echo(f"note: {note}")
+        if report:
+            click.echo(f"report: {report}")
+    if result.drifted:
+        raise SystemExit(1)
