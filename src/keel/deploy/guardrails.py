@@ -75,6 +75,8 @@ class Guardrails:
             )
         values: dict[str, Any] = {}
         for key, raw in body.items():
+            if raw is None:  # unset (TOML has no null; a stored record's to_dict does)
+                continue
             lo, hi = _KEYS[key]
             if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
                 raise GuardrailError(f"{source}: {key} must be a finite number, not {raw!r}")
