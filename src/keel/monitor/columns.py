@@ -99,6 +99,7 @@ class CategoricalColumn:
     other: int = 0
     complete: bool = True
     notes: list[str] = field(default_factory=list)
+    source: str = "table"  # or "profile"
     kind: Literal["categorical"] = "categorical"
 
     @property
@@ -108,10 +109,6 @@ class CategoricalColumn:
     @property
     def missing_rate(self) -> float:
         return self.missing / self.count if self.count else 0.0
-
-    @property
-    def source(self) -> str:
-        return "table" if self.complete and not self.other else "profile"
 
 
 Column = NumericColumn | CategoricalColumn
@@ -241,5 +238,6 @@ def column_from_profile(stats: dict[str, Any]) -> Column | None:
             counts=top,
             other=other,
             complete=other == 0 and bool(stats.get("distinct_exact", True)),
+            source="profile",
         )
     return None

@@ -134,16 +134,13 @@ def drift(
     """
     started = time.perf_counter()
     rule = rule or DecisionRule()
-    used_ws: list[Workspace] = []
+    used_ws: list[Workspace] = [workspace] if workspace is not None else []
 
     def ws() -> Workspace:
         if not used_ws:
-            if workspace is not None:
-                used_ws.append(workspace)
-            else:
-                from keel.workspace import connect
+            from keel.workspace import connect
 
-                used_ws.append(connect())
+            used_ws.append(connect())
         return used_ws[0]
 
     cur = load_side(current, "current", ws)
