@@ -217,7 +217,7 @@ def online_results(
         "SELECT count(*), count(DISTINCT prediction_id), "
         "count(DISTINCT prediction_id) FILTER (WHERE prediction_id NOT IN "
         "(SELECT prediction_id FROM preds WHERE prediction_id IS NOT NULL)) FROM outs"
-    ).fetchone()
+    ).fetchall()[0]
     total, distinct, unmatched = (int(c or 0) for c in (counts or (0, 0, 0)))
     from statistics import NormalDist
 

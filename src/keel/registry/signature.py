@@ -23,7 +23,14 @@ from typing import Any
 
 from keel.errors import InvalidInput
 
-__all__ = ["ColumnSpec", "Signature", "SignatureError", "infer_signature", "to_frame"]
+__all__ = [
+    "ColumnSpec",
+    "Signature",
+    "SignatureError",
+    "infer_signature",
+    "parse_datetimes",
+    "to_frame",
+]
 
 TYPES = ("integer", "float", "boolean", "string", "datetime")
 
@@ -125,6 +132,23 @@ def to_frame(inputs: Any) -> Any:
     )
 
 
+def parse_datetimes(series: Any) -> Any:
+    """Times from text: ISO 8601 in any mix of precisions first (fast), then each value on its
+    own for the rest (slow, rare); what parses as neither is NaT. Mixed zones compare in UTC."""
+    import pandas as pd
+
+    def convert(fmt: str) -> Any:
+        try:
+            return pd.to_datetime(series, errors="coerce", format=fmt)
+        except (ValueError, TypeError):  # mixed time zones (or aware and naive)
+            return pd.to_datetime(series, errors="coerce", format=fmt, utc=True)
+
+    converted = convert("ISO8601")
+    if (converted.isna() & series.notna()).any():
+        converted = convert("mixed")
+    return converted
+
+
 def _column_type(series: Any) -> str:
     import pandas as pd
 
@@ -135,7 +159,12 @@ def _column_type(series: Any) -> str:
         return "integer"
     if pd.api.types.is_float_dtype(dtype):
         non_null = series.dropna()
-        if len(non_null) and (non_null % 1 == 0).all() and series.isna().any():
+        if (
+            len(non_null)
+            and (non_null % 1 == 0).all()
+            and (non_null.abs() < 2.0**63).all()
+            and series.isna().any()
+        ):
             return "integer"  # integers with gaps come back from pandas as floats
         return "float"
     if pd.api.types.is_datetime64_any_dtype(dtype):
@@ -282,10 +311,7 @@ def _enforce_columns(sig: Signature, inputs: Any) -> Any:
                 aware = getattr(series.dt, "tz", None) is not None
                 out[spec.name] = series.dt.tz_convert("UTC") if aware else series
                 continue
-            try:
-                converted = pd.to_datetime(series, errors="coerce")
-            except (ValueError, TypeError):  # mixed time zones: compare them in UTC
-                converted = pd.to_datetime(series, errors="coerce", utc=True)
+            converted = parse_datetimes(series)
             broken = converted.isna() & ~nulls
             if broken.any():
                 problems.append(_wrong_type(spec.name, "datetime", series[broken].iloc[0]))

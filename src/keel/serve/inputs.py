@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import InvalidInput
-from keel.registry.signature import SignatureError
+from keel.registry.signature import SignatureError, parse_datetimes
 
 if TYPE_CHECKING:
     from keel.registry.signature import Signature
@@ -302,19 +302,13 @@ def to_frame(batch: Batch, sig: Signature | None, key: str | None = None) -> Any
                 else pd.array(values, dtype="float64")
             )
         elif spec.type == "datetime":
-            data[spec.name] = pd.to_datetime(
-                pd.Series(values, dtype=object), utc=any(_aware(v) for v in values if v)
-            )
+            data[spec.name] = parse_datetimes(pd.Series(values, dtype=object))
         elif spec.type == "string":
             data[spec.name] = pd.Series(values, dtype=object)
         else:
             data[spec.name] = pd.Series(values, dtype="boolean" if has_null else "bool")
     batch.frame = pd.DataFrame(data)
     return batch.frame
-
-
-def _aware(v: str) -> bool:
-    return datetime.fromisoformat(v).tzinfo is not None
 
 
 def _tensor(payload: Any, sig: Signature, max_rows: int) -> Batch:

@@ -1,0 +1,91 @@
+"""Online evaluation: outcomes joined to predictions once each, judged like offline evaluation."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from keel.evaluation.online import join, online_results
+from keel.evaluation.outcomes import ValueMatrix
+from keel.store.logs import LogWriter
+
+
+def log_predictions(ws, version, arm, preds, start=0, served=True, scores=None, request="r"):
+    n = len(preds)
+    writer = LogWriter(ws.logs.root)
+    writer.append(
+        "predictions",
+        "churn",
+        {
+            "ts": [time.time()] * n,
+            "request_id": [f"{request}{start + i}" for i in range(n)],
+            "prediction_id": [f"p{start + i}" for i in range(n)],
+            "version": [version] * n,
+            "arm": [arm] * n,
+            "served": [served] * n,
+            "deployment": [None] * n,
+            "latency_ms": [1.0 + i % 3 for i in range(n)],
+            "error": [None] * n,
+            "key": [None] * n,
+            "prediction": [float(p) for p in preds],
+            "label": [None] * n,
+            "score": scores if scores is not None else [None] * n,
+        },
+    )
+    writer.flush()
+
+
+def log_outcomes(ws, ids, outcomes):
+    writer = LogWriter(ws.logs.root)
+    writer.append(
+        "outcomes",
+        "churn",
+        {
+            "ts": [time.time()] * len(ids),
+            "prediction_id": ids,
+            "outcome": outcomes,
+            "outcome_label": [None] * len(ids),
+        },
+    )
+    writer.flush()
+
+
+def test_join_first_outcome_wins_and_unknown_ids_join_nothing(ws):
+    log_predictions(ws, 1, "champion", [1, 0, 1])
+    log_outcomes(ws, ["p0", "p1", "zzz"], [1.0, 1.0, 0.0])
+    log_outcomes(ws, ["p0"], [0.0])  # a late, different answer for p0: ignored
+    joined = join("churn", workspace=ws).set_index("prediction_id")
+    assert joined["outcome"].to_dict() == {"p0": 1.0, "p1": 1.0}
+    assert len(join("churn", workspace=ws, how="left")) == 3
+    result = online_results(ws, "churn")
+    assert result.unmatched_outcomes == 1 and result.duplicate_outcomes == 1
+    arm = result.arm("champion")
+    assert (arm.requests, arm.predictions, arm.outcomes) == (3, 3, 2)
+    assert arm.metric == "accuracy" and arm.metric_value == 0.5
+
+
+def test_value_per_arm_with_an_interval_and_offline_definitions(ws):
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 400)
+    good = np.where(rng.random(400) < 0.9, truth, 1 - truth)
+    log_predictions(ws, 1, "champion", good[:200], start=0)
+    log_predictions(ws, 2, "challenger", good[200:], start=200)
+    log_outcomes(ws, [f"p{i}" for i in range(400)], truth.astype(float).tolist())
+    value = ValueMatrix(tp=100, fp=-10, fn=-50, tn=0)
+    result = online_results(ws, "churn", outcome=value)
+    for arm, rows in (("champion", slice(0, 200)), ("challenger", slice(200, 400))):
+        a = result.arm(arm)
+        expected = value.per_row(good[rows], truth[rows])
+        assert a.metric == "value per prediction"
+        assert a.metric_value == pytest.approx(expected.mean())
+        assert a.value_total == pytest.approx(expected.sum())
+        lo, hi = a.metric_interval
+        assert lo < a.metric_value < hi
+        assert a.metrics["accuracy"] == pytest.approx((good[rows] == truth[rows]).mean())
+
+
+def test_no_logs_is_empty(ws):
+    assert join("churn", workspace=ws).empty
+    assert online_results(ws, "churn").arms == []
