@@ -1,0 +1,293 @@
+"""Drift detection: keel beside Evidently's DataDriftPreset and NannyML's univariate drift,
+and keel's change detection beside river's ADWIN.
+
+Same generated data for every tool (bench/.work/monitor/): 25 features, drift injected into
+exactly five (mean shift, variance change, a 0.1-sd mean shift, a category frequency change,
+a new category), at 100,000 and 1,000,000 rows a side. Each tool runs in its own process
+(Evidently and NannyML in git-ignored venvs under bench/.venvs/, telemetry off), reads the
+same Parquet files, and reports the seconds of its drift computation (reading excluded), its
+peak RSS (ru_maxrss of the process) and which features it flagged. One run per tool and size
+(the issue's protocol); the ADWIN delay is a median over seeds.
+
+Every measuring phase holds an exclusive flock on /tmp/keel-bench.lock (other benchmarks on
+this machine take it too); installs and data generation happen outside it.
+
+    .venv/bin/python bench/monitor.py [--sizes 100000,1000000] [--tools keel,evidently,nannyml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    BENCH_DIR,
+    REPO_DIR,
+    WORKER_PRELUDE,
+    base_env,
+    ensure_venv,
+    fmt_s,
+    log,
+    markdown_table,
+    parse_result,
+    timed_run,
+)
+
+LOCK_PATH = "/tmp/keel-bench.lock"
+WORK = BENCH_DIR / ".work" / "monitor"
+DRIFTED = ["mean_shift", "variance", "subtle_shift", "cat_frequency", "cat_new"]
+
+EVIDENTLY = ["evidently==0.7.23", "pandas<3", "pyarrow"]
+NANNYML = ["nannyml==0.13.1", "statsmodels", "pyarrow"]
+
+
+@contextlib.contextmanager
+def bench_lock() -> Iterator[None]:
+    with open(LOCK_PATH, "w") as fd:
+        t = time.perf_counter()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        waited = time.perf_counter() - t
+        if waited > 1:
+            log(f"[lock] waited {waited:.0f}s for {LOCK_PATH}")
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def generate(n: int) -> tuple[Path, Path]:
+    ref, cur = WORK / f"ref_{n}.parquet", WORK / f"cur_{n}.parquet"
+    if ref.exists() and cur.exists():
+        return ref, cur
+    sys.path.insert(0, str(REPO_DIR))
+    from tests.monitor.synthetic import table
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    log(f"[data] generating {n:,} x 25 ...")
+    table(n, 1, False).to_parquet(ref)
+    table(n, 2, True).to_parquet(cur)
+    return ref, cur
+
+
+KEEL_WORKER = (
+    WORKER_PRELUDE
+    + r"""
+import resource
+import pandas as pd
+import keel
+ref = pd.read_parquet(ARGS["ref"]); cur = pd.read_parquet(ARGS["cur"])
+seconds, report = timeit(lambda: keel.monitor.drift(ref, cur, multivariate=ARGS["multivariate"]))
+out(seconds=seconds, flagged=report.drifted_features,
+    peak=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+)
+
+EVIDENTLY_WORKER = (
+    WORKER_PRELUDE
+    + r"""
+import resource
+import pandas as pd
+from evidently import Report
+from evidently.presets import DataDriftPreset
+ref = pd.read_parquet(ARGS["ref"]); cur = pd.read_parquet(ARGS["cur"])
+def run():
+    return Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref).dict()
+seconds, doc = timeit(run)
+flagged = []
+for m in doc["metrics"]:
+    mid = str(m.get("metric_id", ""))
+    if mid.startswith("ValueDrift(column="):
+        col = mid[len("ValueDrift(column="):].split(",")[0].rstrip(")")
+        # Above 1,000 rows Evidently uses distances (drift when >= 0.1).
+        if float(m["value"]) >= 0.1:
+            flagged.append(col)
+out(seconds=seconds, flagged=flagged,
+    peak=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+)
+
+NANNYML_WORKER = (
+    WORKER_PRELUDE
+    + r"""
+import resource
+import pandas as pd
+import nannyml as nml
+ref = pd.read_parquet(ARGS["ref"]); cur = pd.read_parquet(ARGS["cur"])
+cols = list(ref.columns)
+def run():
+    calc = nml.UnivariateDriftCalculator(
+        column_names=cols, chunk_number=10,
+        continuous_methods=["kolmogorov_smirnov"], categorical_methods=["chi2"])
+    calc.fit(ref)
+    return calc.calculate(cur).filter(period="analysis").to_df()
+seconds, df = timeit(run)
+flagged = []
+for c in cols:
+    alerts = [k for k in df.columns if k[0] == c and k[-1] == "alert"]
+    if alerts and bool(df[alerts].any().any()):
+        flagged.append(c)
+out(seconds=seconds, flagged=flagged,
+    peak=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+)
+
+ADWIN_WORKER = (
+    WORKER_PRELUDE
+    + r"""
+import numpy as np
+from river.drift import ADWIN
+import keel.monitor
+def stream(seed, n, change):
+    rng = np.random.default_rng(seed)
+    return (rng.random(n) < np.where(np.arange(n) < change, 0.1, 0.2)).astype(float)
+n, change = ARGS["n"], ARGS["change"]
+rows = []
+for seed in range(ARGS["seeds"]):
+    s = stream(seed, n, change)
+    t = time.perf_counter(); keel_points = keel.monitor.ADWIN().detect(s)
+    keel_rate = n / (time.perf_counter() - t)
+    d = ADWIN(); river_points = []
+    t = time.perf_counter()
+    for i, v in enumerate(s.tolist()):
+        d.update(v)
+        if d.drift_detected:
+            river_points.append(i)
+    river_rate = n / (time.perf_counter() - t)
+    rows.append(dict(keel=keel_points, river=river_points, keel_rate=keel_rate,
+                     river_rate=river_rate))
+def summary(key):
+    firsts = [next((p for p in r[key] if p >= change), None) for r in rows]
+    false = sum(1 for r in rows for p in r[key] if p < change)
+    delays = sorted(f - change for f in firsts if f is not None)
+    return dict(median_delay=delays[len(delays)//2] if delays else None,
+                false_alarms=false, missed=firsts.count(None),
+                rate=sorted(r[key + "_rate"] for r in rows)[len(rows)//2])
+out(keel=summary("keel"), river=summary("river"))
+"""
+)
+
+
+def env_for(tool: str) -> dict[str, str]:
+    env = base_env()
+    env.update(
+        NML_DISABLE_USAGE_LOGGING="1",
+        DO_NOT_TRACK="1",
+        EVIDENTLY_DISABLE_TELEMETRY="1",
+    )
+    return env
+
+
+def run_worker(py: str, code: str, args: dict, tool: str) -> dict:
+    _, p = timed_run([py, "-c", code, json.dumps(args)], env=env_for(tool), check=True)
+    return parse_result(p.stdout)
+
+
+def accuracy(flagged: list[str]) -> tuple[int, int]:
+    return sum(c in flagged for c in DRIFTED), sum(c not in DRIFTED for c in flagged)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--tools", default="keel,evidently,nannyml")
+    ap.add_argument("--seeds", type=int, default=9)
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    tools = args.tools.split(",")
+    pythons = {"keel": sys.executable, "keel+multivariate": sys.executable}
+    if "evidently" in tools:
+        pythons["evidently"] = str(ensure_venv("evidently", EVIDENTLY))
+    if "nannyml" in tools:
+        pythons["nannyml"] = str(ensure_venv("nannyml", NANNYML))
+    workers = {
+        "keel": KEEL_WORKER,
+        "keel+multivariate": KEEL_WORKER,
+        "evidently": EVIDENTLY_WORKER,
+        "nannyml": NANNYML_WORKER,
+    }
+    files = {n: generate(n) for n in sizes}
+    results: dict[tuple[str, int], dict] = {}
+    started = time.time()
+    for n in sizes:
+        ref, cur = files[n]
+        for tool in [t for t in pythons if t.split("+")[0] in tools]:
+            log(f"[run] {tool} at {n:,} rows ...")
+            with bench_lock():
+                try:
+                    results[(tool, n)] = run_worker(
+                        pythons[tool],
+                        workers[tool],
+                        {
+                            "mode": "drift",
+                            "ref": str(ref),
+                            "cur": str(cur),
+                            "multivariate": tool == "keel+multivariate",
+                        },
+                        tool,
+                    )
+                except Exception as exc:
+                    log(f"[run] {tool} failed: {str(exc)[-600:]}")
+                    results[(tool, n)] = {"error": str(exc).splitlines()[0]}
+    with bench_lock():
+        adwin = run_worker(
+            sys.executable,
+            ADWIN_WORKER,
+            {"mode": "adwin", "n": 1_000_000, "change": 500_000, "seeds": args.seeds},
+            "keel",
+        )
+    rows = []
+    for (tool, n), r in results.items():
+        if "error" in r:
+            rows.append([tool, f"{n:,}", "failed", "", "", "", r["error"][:80]])
+            continue
+        found, false = accuracy(r["flagged"])
+        base = results.get(("keel", n), {})
+        ratio = r["seconds"] / base["seconds"] if base.get("seconds") else None
+        rows.append(
+            [
+                tool,
+                f"{n:,}",
+                fmt_s(r["seconds"]),
+                f"{r['peak'] / 2**30:.2f} GiB",
+                f"{found}/5",
+                str(false),
+                f"{ratio:.1f}x keel" if ratio and tool != "keel" else "",
+            ]
+        )
+    table = markdown_table(
+        ["tool", "rows a side", "drift seconds", "peak RSS", "found", "false alarms", "time"],
+        rows,
+    )
+    k, rv = adwin["keel"], adwin["river"]
+    adwin_table = markdown_table(
+        ["detector", "median delay", "false alarms", "missed", "elements/s"],
+        [
+            [
+                name,
+                str(s["median_delay"]),
+                str(s["false_alarms"]),
+                str(s["missed"]),
+                f"{s['rate'] / 1e6:.1f}M",
+            ]
+            for name, s in (("keel ADWIN", k), ("river ADWIN (direct)", rv))
+        ],
+    )
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(started))
+    print(f"### drift benchmark, {stamp}; took {time.time() - started:.0f}s\n")
+    print(table)
+    print(
+        f"\nConcept drift: 1,000,000-element error stream, 10% -> 20% at 500,000, "
+        f"{args.seeds} seeds\n"
+    )
+    print(adwin_table)
+
+
+if __name__ == "__main__":
+    main()
