@@ -284,29 +284,30 @@ def to_frame(batch: Batch, sig: Signature | None, key: str | None = None) -> Any
     import pandas as pd
 
     if sig is None:
-        data = {k: v for k, v in batch.columns.items() if k != key}
-        batch.frame = pd.DataFrame(data)
+        batch.frame = pd.DataFrame({k: v for k, v in batch.columns.items() if k != key})
         return batch.frame
-    data = {}
+    import numpy as np
+
+    data: dict[str, Any] = {}
     for spec in sig.columns:
         values = batch.columns[spec.name]
-        has_null = spec.nullable and any(v is None for v in values)
+        nulls = spec.nullable and any(v is None for v in values)
         if spec.type == "integer":
             data[spec.name] = (
-                pd.array(values, dtype="Int64") if has_null else pd.array(values, dtype="int64")
+                pd.array(values, dtype="Int64") if nulls else np.array(values, np.int64)
             )
         elif spec.type == "float":
-            data[spec.name] = (
-                pd.array([math.nan if v is None else v for v in values], dtype="float64")
-                if has_null
-                else pd.array(values, dtype="float64")
+            data[spec.name] = np.array(
+                [math.nan if v is None else v for v in values] if nulls else values, np.float64
             )
         elif spec.type == "datetime":
             data[spec.name] = parse_datetimes(pd.Series(values, dtype=object))
         elif spec.type == "string":
-            data[spec.name] = pd.Series(values, dtype=object)
+            column = np.empty(len(values), dtype=object)
+            column[:] = values
+            data[spec.name] = column
         else:
-            data[spec.name] = pd.Series(values, dtype="boolean" if has_null else "bool")
+            data[spec.name] = pd.array(values, dtype="boolean") if nulls else np.array(values, bool)
     batch.frame = pd.DataFrame(data)
     return batch.frame
 
