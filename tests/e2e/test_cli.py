@@ -141,6 +141,10 @@ def test_quickstart_runs_the_narrated_lifecycle(tmp_path):
         "rolled back: churn@champion",
         "lineage of churn@champion: code, dataset, environment",
         "at threshold",
+        "a bad request -> HTTP 422",
+        "300 customers scored by churn/v",
+        "challenger - champion:",
+        "canary stopped",
     ):
         assert phrase in result.stdout, phrase
     assert "PROMOTE" in result.stdout or "REJECT" in result.stdout

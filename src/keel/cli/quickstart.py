@@ -4,8 +4,10 @@ Each capability adds its chapter here as it lands. Today: the foundation (a
 workspace, two versions of a churn table, what changed, an exact restore,
 proof that every byte is whole), experiment tracking (two tracked training
 runs from a git repository with uncommitted changes, compared, and the best
-one reproduced from its record) and the registry (each run registers its
-model; the better one is promoted, serves a prediction, and is rolled back).
+one reproduced from its record), the registry (each run registers its
+model; the better one is promoted, serves a prediction, and is rolled back),
+evaluation on value with the gate, and serving (a real `keel serve` process
+answers traffic, takes outcomes back, and runs a sticky canary judged online).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -160,11 +162,12 @@ def quickstart(rows: int) -> None:
     runs = _tracking_chapter(step, con, ws)
     _registry_chapter(step, con, ws, runs)
     _evaluation_chapter(step, con, ws, runs)
+    _serving_chapter(step, con, ws, runs)
 
     con.print(
         f"\n[bold]Done in {time.perf_counter() - start:.1f} s.[/] Try: keel data log churn · "
         "keel runs list · keel runs show RUN --patch · keel models show churn · "
-        "keel lineage churn@champion"
+        "keel lineage churn@champion · keel logs churn · keel deploy status churn"
     )
     ws.close()
 
@@ -383,3 +386,158 @@ def _evaluation_chapter(
     if decision.promote:
         promote(ws, "churn", by_run[runs[1]], "passed the gate on value")
         out.print(f"  churn@champion -> {challenger}; report: eval.html")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Client:
+    """Keep-alive JSON over HTTP to the quickstart's server (standard library only)."""
+
+    def __init__(self, port: int) -> None:
+        import http.client
+
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def post(self, path: str, doc: object) -> dict[str, Any]:
+        import json
+
+        self.conn.request("POST", path, json.dumps(doc), {"Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        body = json.loads(response.read())
+        if response.status != 200:
+            raise RuntimeError(f"{path} answered {response.status}: {body}")
+        return dict(body)
+
+
+def _serving_chapter(
+    say: Callable[[str, str], None], out: Console, ws: Workspace, runs: tuple[str, str] | None
+) -> None:
+    import os
+    import urllib.request
+
+    import pyarrow.csv as pacsv
+
+    from keel.deploy import current_deployment, end_deployment, start_deployment
+    from keel.deploy.status import deployment_status
+    from keel.evaluation.outcomes import ValueMatrix
+    from keel.registry.versions import model_aliases, model_versions_of
+
+    if runs is None:
+        return
+    if current_deployment(ws, "churn") is not None:  # left by an earlier quickstart here
+        end_deployment(ws, "churn", message="a new quickstart")
+    port = _free_port()
+    say(
+        "Serve it",
+        f"`keel serve churn` answers POST /predict (and the Open Inference Protocol v2 routes) "
+        f"with churn@champion on 127.0.0.1:{port}, checks every request against the model's "
+        "signature, and logs every prediction to Parquet under .keel/logs, off the request path.",
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "keel.cli.main", "serve", "churn", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        started = time.perf_counter()
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+                break
+            except OSError:
+                if server.poll() is not None or time.perf_counter() - started > 60:
+                    raise RuntimeError(
+                        f"keel serve did not start: {server.stderr.read() if server.stderr else ''}"
+                    ) from None
+                time.sleep(0.05)
+        out.print(f"  up in {time.perf_counter() - started:.1f} s")
+        customers = pacsv.read_csv("data/customers.csv").to_pylist()
+        features = ("tenure", "monthly_charges", "plan")
+        client = _Client(port)
+
+        def traffic(
+            rows: list[dict[str, Any]], key: bool = False
+        ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+            feedback: list[dict[str, Any]] = []
+            models: dict[str, int] = {}
+            for row in rows:
+                record = {f: row[f] for f in features} | (
+                    {"customer_id": str(row["customer_id"])} if key else {}
+                )
+                answer = client.post("/predict", {"inputs": [record]})
+                models[str(answer["model"])] = models.get(str(answer["model"]), 0) + 1
+                feedback.append(
+                    {"prediction_id": answer["prediction_ids"][0], "outcome": row["churned"]}
+                )
+            return feedback, models
+
+        feedback, models = traffic(customers[:300])
+        bad = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict",
+            data=b'{"inputs": [{"tenure": "soon"}]}',
+            method="POST",
+        )
+        try:
+            urllib.request.urlopen(bad, timeout=5)  # noqa: S310
+        except urllib.error.HTTPError as exc:
+            out.print(f"  a bad request -> HTTP {exc.code}: {exc.read().decode()[:110]}…")
+        out.print(
+            f"  300 customers scored by {', '.join(models)}; the real outcomes come back later"
+        )
+        client.post("/feedback", {"outcomes": feedback})
+
+        with ws.db.read() as conn:
+            champion = model_aliases(conn, "churn")["champion"]
+        other = next(v.number for v in model_versions_of(ws, "churn") if v.number != champion)
+        value = ValueMatrix(tp=120.0, fp=-15.0, fn=-80.0, tn=0.0)
+        say(
+            "Validate online: a canary",
+            f"`keel deploy churn --challenger {other} --mode canary --share 0.3 --key customer_id` "
+            "sends 30% of customers (always the same ones) to the challenger. Every server follows "
+            "within a second; guardrails (error rate, latency, prediction drift) roll it back on "
+            "a breach, and outcomes judge it on value with a test that stays valid however often "
+            "you look.",
+        )
+        start_deployment(
+            ws, "churn", other, mode="canary", share=0.3, key="customer_id", outcome=value.to_dict()
+        )
+        time.sleep(1.0)
+        feedback, models = traffic(customers[300:1500], key=True)
+        client.post("/feedback", {"outcomes": feedback})
+        out.print("  " + ", ".join(f"{m} answered {n}" for m, n in sorted(models.items())))
+        time.sleep(1.5)  # one flush of the prediction log
+        doc = deployment_status(ws, "churn")
+        for arm in doc["arms"]:
+            lo, hi = arm["interval"] or (float("nan"), float("nan"))
+            out.print(
+                f"  {arm['ref']} ({arm['arm']}): {arm['requests']} requests, {arm['outcomes']} outcomes, "
+                f"value/customer {arm['value']:.1f} (95% {lo:.1f} .. {hi:.1f}), p99 {arm['latency_ms']['p99']:.1f} ms"
+            )
+        test = doc["test"]
+        if test is not None:
+            out.print(
+                f"  challenger - champion: {test['difference']:.2f} per customer, always-valid interval "
+                f"{test['interval'][0]:.1f} .. {test['interval'][1]:.1f}: {test['decision']}"
+            )
+        end_deployment(ws, "churn", message="quickstart: canary done")
+        out.print(
+            "  canary stopped: churn@champion answers everyone (keel deploy status churn, keel logs churn)"
+        )
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
