@@ -384,7 +384,44 @@ def wrk_cmd(url: str, script: Path, seconds: float) -> list[str]:
     ]
 
 
-def run_wrk(url: str, script: Path, seconds: float) -> dict:
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def busy_ticks() -> int:
+    """CPU ticks spent busy on the whole machine since boot (all cores, /proc/stat)."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(f) - f[3] - f[4]  # all but idle and iowait
+
+
+def tree_ticks(pid: int | None) -> int:
+    """CPU ticks (user + system) of a process and its living descendants."""
+    total = 0
+    for p in process_tree(pid) if pid else ():
+        st = _proc_stat(p)
+        if st:
+            total += int(st[11]) + int(st[12])
+    return total
+
+
+def wait_quiet(limit: float, threshold: float = 0.3) -> float:
+    """Wait (at most `limit` s) until other processes use under `threshold` cores over 2 s;
+    return the last reading. The machine is shared: this only avoids the worst of it."""
+    t0 = time.monotonic()
+    while True:
+        b0, w0 = busy_ticks(), time.monotonic()
+        time.sleep(2.0)
+        cores = (busy_ticks() - b0) / TICK / (time.monotonic() - w0)
+        if cores < threshold or time.monotonic() - t0 > limit:
+            if time.monotonic() - t0 > 5:
+                log(f"[quiet] waited {time.monotonic() - t0:.0f}s; others use {cores:.2f} cores")
+            return cores
+        log(f"[quiet] others use {cores:.2f} cores; waiting (up to {limit:.0f}s) ...")
+
+
+def run_wrk(url: str, script: Path, seconds: float, server_pid: int | None = None) -> dict:
+    """One wrk run; also the CPU that neither wrk nor the server used meanwhile (in cores)."""
+    b0, s0, t0 = busy_ticks(), tree_ticks(server_pid), time.monotonic()
+    r0 = os.times()
     p = subprocess.run(
         wrk_cmd(url, script, seconds),
         capture_output=True,
@@ -392,9 +429,17 @@ def run_wrk(url: str, script: Path, seconds: float) -> dict:
         check=False,
         timeout=seconds + 60,
     )
+    r1 = os.times()
     if p.returncode != 0:
         raise RuntimeError(f"wrk failed ({p.returncode}): {p.stderr}\n{p.stdout}")
-    return parse_wrk(p.stdout)
+    res = parse_wrk(p.stdout)
+    wall = time.monotonic() - t0
+    wrk_s = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
+    server_s = (tree_ticks(server_pid) - s0) / TICK
+    res["server_cores"] = server_s / wall
+    res["wrk_cores"] = wrk_s / wall
+    res["other_cores"] = max(0.0, ((busy_ticks() - b0) / TICK - server_s - wrk_s) / wall)
+    return res
 
 
 # -- servers ------------------------------------------------------------------------------------
@@ -573,16 +618,17 @@ def check_answers(server: Server, reqs: dict, expected: dict, version: str = "v1
         )
 
 
-def measure_pair(spec: Spec, seconds: float, warmup: float) -> dict:
+def measure_pair(spec: Spec, seconds: float, warmup: float, pid: int | None) -> dict:
     out = {}
     for kind in ("single", "batch"):
         if warmup > 0:
             run_wrk(spec.url, spec.scripts[kind], warmup)
-        out[kind] = run_wrk(spec.url, spec.scripts[kind], seconds)
+        out[kind] = run_wrk(spec.url, spec.scripts[kind], seconds, pid)
         w = out[kind]
         log(
             f"    {kind:6}: {w['rps']:8.1f} req/s  p50 {w['p50'] * 1000:6.1f} ms  "
-            f"p99 {w['p99'] * 1000:6.1f} ms  failed {w['failed']}"
+            f"p99 {w['p99'] * 1000:6.1f} ms  failed {w['failed']}  cores: server "
+            f"{w['server_cores']:.2f}, wrk {w['wrk_cores']:.2f}, others {w['other_cores']:.2f}"
         )
     return out
 
@@ -667,7 +713,7 @@ def keel_extras(
     log("  keel: shadow (challenger 2)")
     keel_cli(keel_bin, ws, "deploy", "churn", "--challenger", "2", "--mode", "shadow")
     time.sleep(2.0)
-    extra["shadow"] = measure_pair(spec, args.duration, args.warmup)
+    extra["shadow"] = measure_pair(spec, args.duration, args.warmup, server.proc.pid)
     st = keel_cli(keel_bin, ws, "deploy", "status", "churn", "--json", check=False)
     extra["shadow_status"] = st.stdout.strip()[-4000:] if st.returncode == 0 else st.stderr
     keel_cli(keel_bin, ws, "deploy", "stop", "churn")
@@ -1023,6 +1069,12 @@ def main() -> int:
         default="mixed",
         help="mixed: 5 numeric + 2 string categorical columns (default); numeric: the 5 only",
     )
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="before each server, wait up to S seconds for other processes to use < 0.3 cores",
+    )
     ap.add_argument("--no-keel", action="store_true")
     ap.add_argument("--no-mlflow", action="store_true")
     ap.add_argument("--no-bentoml", action="store_true")
@@ -1231,12 +1283,15 @@ def main() -> int:
                 cmd = list(spec.cmd)
                 spec.cmd = [*cmd, str(spec.port)]
                 server = Server(spec, WORK / "logs" / f"{key}.log")
+                if args.quiet_wait > 0:
+                    wait_quiet(args.quiet_wait)
                 log(f"[run {r + 1}/{args.runs}] {spec.label} on port {spec.port}")
                 try:
                     cold = server.start(spec.body(probe_records))
                     log(f"    cold start {cold:.2f}s")
                     check_answers(server, reqs, expected)
-                    res = {"cold": cold, "wrk": measure_pair(spec, args.duration, args.warmup)}
+                    pair = measure_pair(spec, args.duration, args.warmup, server.proc.pid)
+                    res = {"cold": cold, "wrk": pair}
                     res["rss"] = server.rss()
                     if key == "keel":
                         model = server.predict(probe_records).get("model")
@@ -1253,11 +1308,16 @@ def main() -> int:
     headers, rows, targets, notes = build_report(summary, extras, inproc, labels, versions)
     took = time.perf_counter() - started
     vtxt = ", ".join(f"{k} {v}" for k, v in versions.items())
+    measured = [w for rs in results.values() for r in rs for w in r["wrk"].values()]
+    measured += [w for e in extras for w in e.get("shadow", {}).values()]
+    others = [w["other_cores"] for w in measured if "other_cores" in w]
     mode = "quick" if args.quick else "full"
     title = (
         f"serving benchmark ({mode}, model {args.model}), {when}; {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; {vtxt}; load avg "
         + ", ".join(f"{a:.1f} -> {b:.1f}" for a, b in loads)
+        + f"; other processes used {median(others):.2f} cores (median; max "
+        f"{max(others, default=float('nan')):.2f}) during the wrk measurements"
         + f"; median of {args.runs} run(s) of {args.duration:.0f} s per wrk measurement "
         f"(warm-up {args.warmup:.0f} s); took {took:.0f}s"
     )
@@ -1277,7 +1337,7 @@ def main() -> int:
             + (" --model numeric" if args.model == "numeric" else ""),
             "```",
             "",
-            "Model: a HistGradientBoostingClassifier (100 trees; the challenger, version 2: 200"
+            f"Model: a HistGradientBoostingClassifier (100 trees; the challenger, version 2: 200"
             " trees; string categoricals through its own categorical support) fitted on {model_info['train_rows']:,} synthetic churn rows"
             f" ({', '.join(model_info['columns'])}); every server loads the same fitted model and must"
             f" answer the in-process predictions. One worker each on 127.0.0.1, OMP_NUM_THREADS=1;"
