@@ -102,12 +102,12 @@ def run():
 seconds, doc = timeit(run)
 flagged = []
 for m in doc["metrics"]:
-    mid = str(m.get("metric_id", ""))
-    if mid.startswith("ValueDrift(column="):
-        col = mid[len("ValueDrift(column="):].split(",")[0].rstrip(")")
-        # Above 1,000 rows Evidently uses distances (drift when >= 0.1).
-        if float(m["value"]) >= 0.1:
-            flagged.append(col)
+    cfg = m.get("config", {})
+    if cfg.get("type", "").endswith(":ValueDrift"):
+        # Distances drift at >= threshold; p-value methods (small samples) below it.
+        value, thr = float(m["value"]), float(cfg["threshold"])
+        if (value < thr) if "p_value" in cfg.get("method", "") else (value >= thr):
+            flagged.append(cfg["column"])
 out(seconds=seconds, flagged=flagged,
     peak=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
