@@ -20,6 +20,7 @@ keel.registry.signature.SignatureError: input does not match the model's signatu
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -75,15 +76,18 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+_MAX_FLOAT_INT = int(sys.float_info.max)  # a larger JSON integer cannot become a float
+
+
 def _check(kind: str, nullable: bool, v: Any) -> tuple[bool, Any]:
     """(ok, converted value) for one JSON value against a column type."""
     if v is None:
         return nullable, None
     if kind == "float":
-        if isinstance(v, float):
-            return (nullable or not math.isnan(v)), v
+        if isinstance(v, float):  # Infinity is never a feature value: models raise on it
+            return (math.isfinite(v) or (nullable and math.isnan(v))), v
         if isinstance(v, int) and not isinstance(v, bool):
-            return True, float(v)
+            return abs(v) <= _MAX_FLOAT_INT, float(v) if abs(v) <= _MAX_FLOAT_INT else v
         return False, v
     if kind == "integer":
         if isinstance(v, int) and not isinstance(v, bool):
