@@ -8,7 +8,7 @@ import tempfile
 from keel.errors import InvalidInput
 from keel.serve.config import ENV, ServeConfig
 
-__all__ = ["limit_threads", "serve"]
+__all__ = ["check_exposure", "limit_threads", "serve"]
 
 _THREAD_VARS = (
     "OMP_NUM_THREADS",
@@ -29,13 +29,18 @@ def limit_threads(threads: int) -> None:
         os.environ.setdefault(var, str(threads))
 
 
-def serve(config: ServeConfig) -> None:
-    """Serve until SIGINT/SIGTERM; a clean stop writes every buffered log row."""
+def check_exposure(config: ServeConfig) -> None:
+    """Refuse to bind beyond loopback without a token (before anything is printed or loaded)."""
     if not config.loopback and not config.token:
         raise InvalidInput(
             f"binding {config.host} exposes the server beyond this machine: set KEEL_SERVE_TOKEN "
             "(it guards /feedback and every route that changes state), or bind 127.0.0.1"
         )
+
+
+def serve(config: ServeConfig) -> None:
+    """Serve until SIGINT/SIGTERM; a clean stop writes every buffered log row."""
+    check_exposure(config)
     limit_threads(config.threads)
     import uvicorn
 
