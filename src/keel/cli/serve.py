@@ -108,6 +108,9 @@ def serve_cmd(
         poll_seconds=poll,
         token=os.environ.get("KEEL_SERVE_TOKEN") or None,
     )
+    from keel.serve.server import check_exposure
+
+    check_exposure(config)  # one error line, not the banner and then the error
     click.echo(
         f"keel: serving {served.ref} ({model}@{alias}) on http://{host}:{port} with {workers} worker(s); "
         f"OpenAPI at /docs; Ctrl-C stops",
