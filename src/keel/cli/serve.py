@@ -424,7 +424,10 @@ def logs_cmd(
         frame = rel.order("ts DESC").limit(limit).df() if rel is not None else None
     else:
         frame = frame.sort_values("ts", ascending=False).head(limit)
-    rows = [] if frame is None else frame.to_dict(orient="records")
+    # a missing value is null (to_dict gives NaN, which --json would print as a bare NaN)
+    rows = (
+        [] if frame is None else frame.astype(object).where(frame.notna(), None).to_dict("records")
+    )
     if as_json:
         emit_json(rows)
         return
