@@ -240,9 +240,8 @@ def status_cmd(model: str, since: str | None, value: str | None, as_json: bool) 
     from keel.store.logs import parse_since
     from keel.workspace import connect
 
-    doc = deployment_status(
-        connect(), model, since=parse_since(since) if since else None, outcome=_value(value)
-    )
+    start = parse_since(since) if since and since != "all" else (0.0 if since == "all" else None)
+    doc = deployment_status(connect(), model, since=start, outcome=_value(value))
     if as_json:
         emit_json(doc)
         return
@@ -450,7 +449,7 @@ def logs_cmd(
     for r in rows:
         pred = r.get("label") if r.get("label") is not None else r.get("prediction")
         line = [
-            str(r["ts"])[:23],
+            r["ts"].strftime("%m-%d %H:%M:%S") if hasattr(r["ts"], "strftime") else str(r["ts"]),
             r.get("prediction_id") or f"({r.get('error')})",
             f"v{r['version']}",
             r["arm"] + ("" if r["served"] else "*"),
