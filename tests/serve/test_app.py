@@ -311,3 +311,25 @@ def test_openapi_documents_every_route(world, client_for):
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert "inputs" in body["schema"]["properties"]
     assert math.isfinite(len(json.dumps(spec)))
+
+
+def test_the_newest_drift_report_is_exported_as_gauges(fresh, client_for):
+    import keel
+    from keel.monitor.records import record_report
+    from keel.monitor.sources import Side
+    from keel.registry.versions import resolve_model
+    from tests.serve.helpers import churn_frame
+
+    reference, _ = churn_frame(n=2000, seed=1)
+    current, _ = churn_frame(n=2000, seed=2)
+    current["monthly"] = current["monthly"] + 25.0  # a shift no one can miss
+    report = keel.monitor.drift(reference, current, multivariate=False, record=False)
+    assert report.drifted_features == ["monthly"]
+    mv = resolve_model(fresh, "churn@champion")
+    record_report(fresh, report, Side("churn@champion", model=mv), Side("window"))
+    client = client_for(fresh)
+    runtime(client).export_drift(force=True)
+    text = client.get("/metrics").text
+    assert 'keel_drift_detected{model="churn",version="1"} 1.0' in text
+    assert 'keel_drifted_features{model="churn",version="1"} 1.0' in text
+    assert 'keel_feature_drift{feature="monthly"' in text

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from keel.monitor.sources import Side
     from keel.workspace import Workspace
 
-__all__ = ["drift_reports_of", "record_report"]
+__all__ = ["drift_reports_of", "latest_report", "record_report"]
 
 
 def _model_version_id(conn: Any, mv: Any) -> int:
@@ -106,3 +106,21 @@ def drift_reports_of(
         }
         for r in rows
     ]
+
+
+def latest_report(ws: Workspace, model: str, number: int) -> dict[str, Any] | None:
+    """The newest drift report that judged ``model/v{number}``, whole (read from its verified
+    object), or None."""
+    with ws.db.read() as conn:
+        row = conn.execute(
+            select(drift_reports.c.result_oid)
+            .join(model_versions, model_versions.c.id == drift_reports.c.model_version_id)
+            .join(models, models.c.id == model_versions.c.model_id)
+            .where(and_(models.c.name == model, model_versions.c.number == number))
+            .order_by(drift_reports.c.created_at.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        return None
+    doc: dict[str, Any] = json.loads(ws.objects.get(row[0]))
+    return doc

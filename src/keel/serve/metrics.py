@@ -95,6 +95,30 @@ class ServerMetrics:
         self.log_dropped = Gauge(
             "keel_log_dropped_rows", "Log rows dropped after failed writes", ["model"], **gauge_kw
         )
+        self.drift = Gauge(
+            "keel_drift_detected",
+            "1 when the newest drift report of the served version found drift",
+            ["model", "version"],
+            **gauge_kw,
+        )
+        self.drifted_features = Gauge(
+            "keel_drifted_features",
+            "Features the newest drift report found drifted",
+            ["model", "version"],
+            **gauge_kw,
+        )
+        self.feature_drift = Gauge(
+            "keel_feature_drift",
+            "Each feature's drift statistic (effect size) in the newest drift report",
+            ["model", "version", "feature", "method"],
+            **gauge_kw,
+        )
+        self.drift_report_time = Gauge(
+            "keel_drift_report_timestamp_seconds",
+            "When the newest drift report was made",
+            ["model", "version"],
+            **gauge_kw,
+        )
         self._children: dict[tuple[Any, ...], tuple[Any, Any, Any, Any]] = {}
 
     def arm(self, version: int, arm: str) -> tuple[Any, Any, Any, Any]:
@@ -124,6 +148,23 @@ class ServerMetrics:
         labels = (self.model, str(version), arm)
         self.requests.labels(*labels, str(code)).inc()
         self.latency.labels(*labels).observe(seconds)
+
+    def set_drift(self, version: int, report: dict[str, Any]) -> None:
+        """Export the newest drift report of the served version (``keel monitor`` makes them)."""
+        import datetime as dt
+
+        labels = (self.model, str(version))
+        self.drift.labels(*labels).set(1.0 if report.get("drifted") else 0.0)
+        self.drifted_features.labels(*labels).set(len(report.get("drifted_features") or []))
+        created = report.get("created_at")
+        if isinstance(created, str):
+            self.drift_report_time.labels(*labels).set(
+                dt.datetime.fromisoformat(created).timestamp()
+            )
+        for name, feature in (report.get("features") or {}).items():
+            statistic = feature.get("statistic")
+            if isinstance(statistic, int | float):
+                self.feature_drift.labels(*labels, name, str(feature.get("method"))).set(statistic)
 
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

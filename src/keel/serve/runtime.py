@@ -34,6 +34,7 @@ __all__ = ["Routing", "Runtime"]
 log = logging.getLogger("keel.serve")
 
 _OUTCOME_CHECK_SECONDS = 10.0
+_DRIFT_CHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self._outcome_checked = 0.0
         self._outcome_interval: tuple[float, float] | None = None
+        self._drift_checked = 0.0
+        self._drift_seen: tuple[int, str] | None = None
 
     # -- loading ---------------------------------------------------------------
 
@@ -136,6 +139,10 @@ class Runtime:
                 log.warning(
                     "keel serve: could not follow %s: %s", self.config.model, self.last_error
                 )
+            try:
+                self.export_drift()
+            except Exception as exc:  # noqa: BLE001 - gauges are a view; never stop serving for them
+                log.warning("keel serve: could not read the newest drift report: %s", exc)
             self.metrics.log_buffered.labels(self.config.model).set(self.writer.buffered)
             self.metrics.log_dropped.labels(self.config.model).set(self.writer.dropped)
 
@@ -187,6 +194,22 @@ class Runtime:
         end_deployment(
             self.ws, self.config.model, action="rollback", message=f"guardrail: {why}", only=dep.id
         )
+
+    def export_drift(self, force: bool = False) -> None:
+        """Export the newest drift report of the served version as gauges (every 30 s)."""
+        now = time.time()
+        routing = self.routing
+        if routing is None or (not force and now - self._drift_checked < _DRIFT_CHECK_SECONDS):
+            return
+        self._drift_checked = now
+        from keel.monitor.records import latest_report
+
+        version = routing.champion.version
+        report = latest_report(self.ws, self.config.model, version)
+        if report is None or self._drift_seen == (version, report["id"]):
+            return
+        self._drift_seen = (version, report["id"])
+        self.metrics.set_drift(version, report)
 
     def _check_outcomes(self, dep: Deployment) -> None:
         now = time.time()
