@@ -46,6 +46,10 @@ COMMANDS = {
         "keel.cli.drift:drift_cmd",
         "Has a table drifted from a reference? Exit 0 no, 1 drift, 2 bad input.",
     ),
+    "monitor": (
+        "keel.cli.monitor:monitor_cmd",
+        "Has a served model's traffic drifted? Once, or --every 10m with alerts.",
+    ),
     "reproduce": (
         "keel.cli.runs:reproduce_cmd",
         "Re-run a run from its record and compare; exit 1 if it differs.",

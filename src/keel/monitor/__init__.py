@@ -7,11 +7,14 @@ contract, multivariate drift (a domain classifier, PCA reconstruction),
 prediction and target drift, realized performance with change detection on
 the error stream, and label-free performance estimation (CBPE). The
 :class:`DriftReport` explains its decision rule, renders as HTML and JSON, and
-is recorded, linked to what it judged.
+is recorded, linked to what it judged. ``keel.monitor.check(model)`` judges the
+served model's recent traffic, read from the log lake, against its training
+data; ``watch`` repeats it and sends alerts.
 """
 
 from __future__ import annotations
 
+from keel.monitor.alerts import Alerter, Delivery
 from keel.monitor.categorical import ChiSquare, NewCategories
 from keel.monitor.cbpe import EstimatedPerformance, estimate_performance
 from keel.monitor.concept import ADWIN, ChangeDetector, ConceptDrift, PageHinkley
@@ -20,18 +23,22 @@ from keel.monitor.detector import Detector, Score
 from keel.monitor.drift import drift
 from keel.monitor.feature import FeatureDrift
 from keel.monitor.jensen_shannon import JensenShannon
+from keel.monitor.live import MonitorResult, check, watch
 from keel.monitor.missing import MissingRate
 from keel.monitor.multivariate import MultivariateDrift
 from keel.monitor.numeric import PSI, KolmogorovSmirnov, Wasserstein
 from keel.monitor.report import DriftReport
+from keel.monitor.window import Window, read_window
 
 __all__ = [
     "ADWIN",
     "PSI",
+    "Alerter",
     "ChangeDetector",
     "ChiSquare",
     "ConceptDrift",
     "DecisionRule",
+    "Delivery",
     "Detector",
     "DriftReport",
     "EstimatedPerformance",
@@ -39,11 +46,16 @@ __all__ = [
     "JensenShannon",
     "KolmogorovSmirnov",
     "MissingRate",
+    "MonitorResult",
     "MultivariateDrift",
     "NewCategories",
     "PageHinkley",
     "Score",
     "Wasserstein",
+    "Window",
+    "check",
     "drift",
     "estimate_performance",
+    "read_window",
+    "watch",
 ]

@@ -1,0 +1,251 @@
+"""The live monitor: windows read from the log lake, judged against the served version's training
+data, recorded; alerts to webhooks that answer, are down, or are slow."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import keel
+from keel.errors import InvalidInput, NotFound
+from keel.monitor import Alerter, check, watch
+from keel.monitor.alerts import post_json
+from keel.monitor.records import drift_reports_of
+from keel.registry.versions import resolve_model
+from keel.workspace import Workspace
+from tests.monitor.live_world import (
+    Traffic,
+    build,
+    closed_port_url,
+    customers,
+    log_outcomes,
+    log_traffic,
+    webhook,
+)
+
+NOW = time.time()
+CLEAN = (NOW - 3 * 3600, NOW - 3 * 3600 + 600)  # 3,000 served rows, 7 errors, 40 shadow rows
+DRIFTED = (NOW - 2 * 3600, NOW - 2 * 3600 + 600)  # 3,000 served rows, monthly and plan drifted
+TINY = (NOW - 3600, NOW - 3600 + 60)  # 20 rows
+
+
+@dataclass
+class World:
+    ws: Workspace
+    clean: Traffic
+    root: Path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("live")
+    ws = build(root)
+    clean = log_traffic(ws, 3000, start=CLEAN[0], seconds=600, seed=2, errors=7, shadow=40)
+    log_traffic(ws, 3000, start=DRIFTED[0], seconds=600, seed=3, drift=True)
+    log_traffic(ws, 20, start=TINY[0], seconds=60, seed=4, drift=True)
+    log_outcomes(ws, clean.ids, clean.truth, at=CLEAN[1] + 60)
+    yield World(ws, clean, root)
+    ws.close()
+
+
+def _check(world: World, span: tuple[float, float], **kw: object) -> keel.monitor.MonitorResult:
+    kw.setdefault("multivariate", False)
+    return check("churn", since=span[0], until=span[1], workspace=world.ws, **kw)  # type: ignore[arg-type]
+
+
+def test_a_clean_window_is_no_drift_and_is_recorded_against_the_served_version(
+    world: World,
+) -> None:
+    result = _check(world, CLEAN)
+    assert result.status == "no drift" and result.drifted_features == []
+    # Only served, error-free rows: the 7 failed requests and 40 shadow rows are left out.
+    assert result.window.rows == 3000 and result.window.sampled == 3000
+    assert result.window.inputs == ["monthly", "plan", "region", "tenure"]
+    assert result.version == "churn/v1" and result.window.prediction_source == "score"
+    report = result.report
+    assert report is not None
+    assert "training data of churn/v1" in report.reference and report.dataset == "customers@v1"
+    assert sorted(report.features) == ["monthly", "plan", "region", "tenure"]
+    rows = drift_reports_of(world.ws, model=resolve_model(world.ws, "churn/v1"))
+    assert report.id in [r["id"] for r in rows]
+    assert result.to_dict()["window"]["versions"] == [1]
+
+
+def test_a_drifted_window_names_what_drifted_and_estimates_performance(world: World) -> None:
+    result = _check(world, DRIFTED, multivariate=True)
+    assert result.status == "drift" and result.drifted
+    assert sorted(result.drifted_features) == ["monthly", "plan"]
+    report = result.report
+    assert report is not None and report.multivariate is not None and report.multivariate.drifted
+    # No outcomes for this window yet: performance is estimated from the scores.
+    assert report.performance is None and report.estimated_performance is not None
+    assert 0.5 < report.estimated_performance.accuracy < 1.0
+    alert = result.alert()
+    assert alert["model"] == "churn" and alert["version"] == "churn/v1"
+    assert alert["report"] == report.id and alert["window"]["rows"] == 3000
+    names = {f["name"]: f for f in alert["drifted_features"]}
+    assert set(names) == {"monthly", "plan"}
+    assert names["monthly"]["statistic"] > names["monthly"]["threshold"]
+    json.dumps(alert)  # the webhook payload is plain JSON
+
+
+def test_outcomes_that_arrived_become_the_target_and_realized_performance(world: World) -> None:
+    result = _check(world, CLEAN, target="churned")
+    assert result.window.outcomes == 3000 and result.window.target == "churned"
+    report = result.report
+    assert report is not None and report.performance is not None
+    accuracies = [c["accuracy"] for c in report.performance.chunks]
+    assert len(accuracies) == 10 and all(0.6 < a < 1.0 for a in accuracies)
+    # Named after the training data's target column, the outcome is judged for drift too.
+    assert report.target is not None and report.target.status == "no drift"
+    assert report.estimated_performance is None
+
+
+def test_last_n_rows_and_the_sample_cap(world: World) -> None:
+    last = check("churn", last=500, until=CLEAN[1], workspace=world.ws, multivariate=False)
+    assert last.window.rows == 500 and last.window.last == 500
+    assert last.window.first_ts is not None and last.window.first_ts >= CLEAN[1] - 101
+    capped = _check(world, DRIFTED, max_rows=1000)
+    assert capped.window.rows == 3000 and capped.window.sampled == 1000
+    assert sorted(capped.drifted_features) == ["monthly", "plan"]
+    assert "sampled 1,000" in capped.window.describe()
+
+
+def test_too_few_rows_is_not_enough_data_not_drift(world: World) -> None:
+    tiny = _check(world, TINY)
+    assert tiny.status == "not enough data" and not tiny.drifted and tiny.report is None
+    assert "only 20 served predictions" in tiny.reason
+    empty = check("churn", window="1s", now=NOW - 10 * 3600, workspace=world.ws)
+    assert empty.status == "not enough data" and empty.window.rows == 0
+    # Below the column rule's 30 values, the report itself says "not enough data" too.
+    judged = _check(world, TINY, min_rows=10)
+    assert judged.report is not None and judged.status == "not enough data"
+    assert judged.reason == "no column had enough values to judge"
+
+
+def test_a_named_reference_replaces_the_training_data(world: World) -> None:
+    path = world.root / "drifted.csv"
+    customers(3000, seed=9, drift=True).to_csv(path, index=False)
+    result = _check(world, DRIFTED, reference=str(path))
+    assert result.status == "no drift" and result.report is not None
+    assert result.report.reference == str(path)
+    mv = resolve_model(world.ws, "churn/v1")
+    assert result.report.id in [r["id"] for r in drift_reports_of(world.ws, model=mv)]
+
+
+def test_bad_input_is_one_clear_error(world: World) -> None:
+    with pytest.raises(NotFound):
+        check("nosuch", workspace=world.ws)
+    with pytest.raises(InvalidInput, match="invalid interval 'soon'"):
+        check("churn", window="soon", workspace=world.ws)
+    with pytest.raises(InvalidInput, match="--last"):
+        check("churn", last=0, workspace=world.ws)
+    with pytest.raises(InvalidInput, match="invalid alert URL"):
+        Alerter(["file:///etc/passwd"])
+
+
+def test_a_webhook_gets_the_alert_once_when_it_answers() -> None:
+    with webhook() as hook:
+        d = post_json(hook.url, {"event": "drift", "model": "churn"}, timeout=2)
+    assert d.ok and d.attempts == 1 and d.status == 200
+    assert hook.received == [{"event": "drift", "model": "churn"}]
+
+
+def test_a_down_webhook_is_retried_with_exponential_backoff() -> None:
+    waits: list[float] = []
+    d = post_json(closed_port_url(), {"x": 1}, timeout=1, backoff=0.5, sleep=waits.append)
+    assert not d.ok and d.attempts == 3 and waits == [0.5, 1.0]
+    assert d.error and "refused" in d.error.lower()
+
+
+def test_a_slow_webhook_times_out_and_is_retried() -> None:
+    with webhook(delay=1.0) as hook:
+        d = post_json(hook.url, {"x": 1}, timeout=0.2, backoff=0.01)
+        assert not d.ok and d.attempts == 3 and "timed out" in (d.error or "")
+        assert len(hook.hits) == 3
+
+
+def test_server_errors_are_retried_client_errors_are_not() -> None:
+    with webhook(status=503) as hook:
+        assert post_json(hook.url, {}, backoff=0.01).attempts == 3
+        assert len(hook.hits) == 3
+    with webhook(status=404) as hook:
+        d = post_json(hook.url, {}, backoff=0.01)
+        assert (d.ok, d.attempts, d.status) == (False, 1, 404) and len(hook.hits) == 1
+
+
+def test_watch_alerts_every_drifted_check_and_survives_bad_webhooks(
+    world: World, tmp_path: Path
+) -> None:
+    alert_file = tmp_path / "alerts.jsonl"
+    seen: list[str] = []
+    with webhook() as good, webhook(delay=1.0) as slow:
+        down = closed_port_url()
+        alerter = Alerter(
+            [good.url, down, slow.url],
+            alert_file,
+            timeout=0.3,
+            backoff=0.05,
+            on_delivery=lambda d, a: seen.append(f"{d.url} {d.ok}"),
+        )
+        started = time.monotonic()
+        results = watch(
+            "churn",
+            0.05,
+            times=3,
+            alerter=alerter,
+            since=DRIFTED[0],
+            until=DRIFTED[1],
+            multivariate=False,
+            workspace=world.ws,
+        )
+        checked = time.monotonic() - started
+        alerter.close(wait=10)
+        # Three tries at the slow hook take >= 0.9 s; the checks did not wait for them.
+        assert len(slow.hits) == 9
+        assert checked < 0.9 * 3
+    assert [r.status for r in results] == ["drift"] * 3
+    assert [a["report"] for a in good.received] == [r.report.id for r in results if r.report]
+    assert {f["name"] for f in good.received[0]["drifted_features"]} == {"monthly", "plan"}
+    lines = [json.loads(line) for line in alert_file.read_text().splitlines()]
+    assert [x["event"] for x in lines].count("alert") == 3
+    failed = [x for x in lines if x["event"] == "delivery_failed"]
+    assert sorted(x["url"] for x in failed) == sorted([down] * 3 + [slow.url] * 3)
+    assert all(x["attempts"] == 3 and x["report"] and x["error"] for x in failed)
+    assert sorted(seen).count(f"{good.url} True") == 3
+
+
+def test_watch_keeps_going_after_a_failed_check(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keel.monitor.live as live
+
+    real = live.check
+    calls: list[int] = []
+
+    def flaky(*args: object, **kw: object) -> live.MonitorResult:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("the log lake is on a flaky disk")
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(live, "check", flaky)
+    errors: list[BaseException] = []
+    results = watch(
+        "churn",
+        "0.01s",
+        times=3,
+        on_error=errors.append,
+        since=CLEAN[0],
+        until=CLEAN[1],
+        multivariate=False,
+        workspace=world.ws,
+    )
+    assert len(calls) == 3 and len(results) == 2 and "flaky disk" in str(errors[0])
+    with pytest.raises(InvalidInput, match="--times"):
+        watch("churn", "1s", times=0, workspace=world.ws)
