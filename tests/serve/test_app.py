@@ -333,3 +333,26 @@ def test_the_newest_drift_report_is_exported_as_gauges(fresh, client_for):
     assert 'keel_drift_detected{model="churn",version="1"} 1.0' in text
     assert 'keel_drifted_features{model="churn",version="1"} 1.0' in text
     assert 'keel_feature_drift{feature="monthly"' in text
+
+
+def test_extra_fields_ride_along_and_are_logged(fresh, client_for):
+    client = client_for(fresh, extra_fields=("customer_id",))
+    with_id = client.post("/predict", json={"inputs": [{**ROW, "customer_id": "c7"}, ROW]})
+    assert with_id.status_code == 200, with_id.text
+    assert (
+        with_id.json()["predictions"]
+        == client.post("/predict", json={"inputs": [ROW, ROW]}).json()["predictions"]
+    )
+    nested = client.post("/predict", json={"inputs": [{**ROW, "customer_id": {"a": 1}}]})
+    assert nested.status_code == 422 and "expected a single value" in nested.text
+    other = client.post("/predict", json={"inputs": [{**ROW, "zip": "1"}]})
+    assert other.status_code == 422  # only the declared fields ride along
+    frame = logged(fresh, client)
+    assert sorted(frame["input_customer_id"].dropna()) == ["c7"]
+    # a keyed canary started later routes by the same field, and rows then need it
+    start_deployment(fresh, "churn", 2, mode="canary", share=0.5, key="customer_id")
+    runtime(client).refresh()
+    assert (
+        client.post("/predict", json={"inputs": [{**ROW, "customer_id": "c7"}]}).status_code == 200
+    )
+    assert client.post("/predict", json={"inputs": [ROW]}).status_code == 422

@@ -110,7 +110,7 @@ def test_a_sticky_key_rides_along_outside_the_signature():
     good = {"n": 1, "x": 2.5, "s": "a", "b": True, "t": "2026-01-01", "maybe": None}
     batch = parse_inputs({"inputs": [{**good, "customer": "c1"}]}, SIG, max_rows=5, key="customer")
     assert batch.columns["customer"] == ["c1"]
-    assert "customer" not in to_frame(batch, SIG, "customer").columns
+    assert "customer" not in to_frame(batch, SIG).columns
 
 
 def test_tensor_signatures():

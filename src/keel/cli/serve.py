@@ -61,6 +61,13 @@ __all__ = ["deploy", "logs_cmd", "serve_cmd"]
     "--max-body-mb", default=32.0, show_default=True, type=float, help="Request body size limit."
 )
 @click.option(
+    "--extra-field",
+    "extra_fields",
+    multiple=True,
+    help="An input field outside the model's signature to accept and log, never given to the "
+    "model (a customer id to route canaries by). Repeatable.",
+)
+@click.option(
     "--poll",
     default=0.25,
     show_default=True,
@@ -78,6 +85,7 @@ def serve_cmd(
     log_sample: float,
     max_batch: int,
     max_body_mb: float,
+    extra_fields: tuple[str, ...],
     poll: float,
 ) -> None:
     """Serve MODEL@ALIAS over HTTP: /predict, /feedback, the Open Inference Protocol v2 routes,
@@ -106,6 +114,7 @@ def serve_cmd(
         max_batch=max_batch,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         poll_seconds=poll,
+        extra_fields=tuple(extra_fields),
         token=os.environ.get("KEEL_SERVE_TOKEN") or None,
     )
     from keel.serve.server import check_exposure

@@ -132,6 +132,7 @@ class Server:
         self.writer = runtime.writer
         self.model = config.model
         self._dumps = orjson.dumps
+        self._extras = tuple(config.extra_fields)
 
     async def read(self, request: Request, route: str) -> Any:
         length = request.headers.get("content-length")
@@ -164,7 +165,11 @@ class Server:
         key = dep.key if dep is not None and dep.mode != "shadow" else None
         try:
             batch = parse_inputs(
-                doc, champion.loaded.signature, max_rows=self.config.max_batch, key=key
+                doc,
+                champion.loaded.signature,
+                max_rows=self.config.max_batch,
+                key=key,
+                extras=self._extras if dep is None or dep.key is None else (*self._extras, dep.key),
             )
         except InvalidInput:
             self.metrics.invalid.labels(self.model, route).inc()
@@ -183,7 +188,7 @@ class Server:
             arms = per_row[0] if all(a == per_row[0] for a in per_row) else per_row
         else:
             arms = arm_for(None, dep.share, dep.id)
-        frame = to_frame(batch, champion.loaded.signature, key)
+        frame = to_frame(batch, champion.loaded.signature)
         log = self.config.log_sample >= 1.0 or random.random() < self.config.log_sample  # noqa: S311
         if arms is None or arms == "champion":
             scored = self._score(routing, champion, "champion", frame, rid, now, started)

@@ -29,6 +29,7 @@ class ServeConfig:
     max_body_bytes: int = 32 * 1024 * 1024
     poll_seconds: float = 0.25  # how often a worker looks for alias and deployment moves
     token: str | None = None  # required for /feedback when set (always set off loopback)
+    extra_fields: tuple[str, ...] = ()  # accepted beside the signature, logged, not given the model
 
     def __post_init__(self) -> None:
         if not 0.0 < self.log_sample <= 1.0:
@@ -61,4 +62,6 @@ class ServeConfig:
         raw = os.environ.get(ENV)
         if not raw:
             raise InvalidInput(f"{ENV} is not set: start the server with `keel serve MODEL`")
-        return cls(**json.loads(raw))
+        doc = json.loads(raw)
+        doc["extra_fields"] = tuple(doc.get("extra_fields", ()))
+        return cls(**doc)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,7 @@ class Batch:
     rows: int
     frame: Any = None  # pandas DataFrame or numpy array, built on demand
     tensor: bool = False
+    riders: tuple[str, ...] = ()  # fields outside the signature: logged, never given to the model
 
 
 def decode_json(body: bytes) -> Any:
@@ -205,10 +207,19 @@ def _columns_of(
 
 
 def parse_inputs(
-    doc: Any, sig: Signature | None, *, max_rows: int, key: str | None = None
+    doc: Any,
+    sig: Signature | None,
+    *,
+    max_rows: int,
+    key: str | None = None,
+    extras: Sequence[str] = (),
 ) -> Batch:
-    """Check ``doc["inputs"]`` against ``sig``; ``key`` (a sticky routing field) may ride along
-    outside the signature and is kept in ``columns`` but not given to the model."""
+    """Check ``doc["inputs"]`` against ``sig``.
+
+    ``extras`` (fields the server was told to accept, such as a customer id) and ``key``
+    (the live deployment's sticky routing field, which every row must have) may ride along
+    outside the signature: they are kept in ``columns`` and logged, never given to the model.
+    """
     if not isinstance(doc, dict) or "inputs" not in doc:
         raise MalformedBody(
             'expected a JSON object with "inputs": a list of records or a dict of columns'
@@ -222,8 +233,10 @@ def parse_inputs(
     if sig is not None and sig.is_tensor:
         return _tensor(payload, sig, max_rows)
     names = [c.name for c in sig.columns] if sig is not None else None
-    if key is not None and names is not None and key not in names:
-        names = [*names, key]
+    riders: tuple[str, ...] = ()
+    if names is not None:
+        riders = tuple(dict.fromkeys(f for f in (*extras, key) if f is not None and f not in names))
+        names = [*names, *riders]
     columns, n, problems = _columns_of(payload, names)
     if n == 0:
         raise SignatureError(
@@ -240,7 +253,7 @@ def parse_inputs(
     if sig is None:
         if problems:
             raise SignatureError(problems)
-        return Batch(columns, n)
+        return Batch(columns, n, riders=tuple(f for f in (*extras, key) if f is not None))
     for spec in sig.columns:
         values = columns[spec.name]
         kind, nullable = spec.type, spec.nullable
@@ -266,7 +279,21 @@ def parse_inputs(
                 values[i] = converted
         if len(problems) >= MAX_PROBLEMS:
             break
-    if key is not None and key not in {c.name for c in sig.columns}:
+    for rider in riders:
+        values = columns[rider]
+        for i, v in enumerate(values):
+            if v is _MISSING:
+                values[i] = None
+            elif isinstance(v, list | dict):
+                problems.append(
+                    {
+                        "field": rider,
+                        "row": i,
+                        "message": f"inputs[{i}].{rider}: expected a single value",
+                    }
+                )
+                break
+    if key is not None and key in riders:
         missing = [i for i, v in enumerate(columns[key]) if v is _MISSING or v is None]
         if missing:
             problems.append(
@@ -278,17 +305,19 @@ def parse_inputs(
             )
     if problems:
         raise SignatureError(problems)
-    return Batch(columns, n)
+    return Batch(columns, n, riders=riders)
 
 
-def to_frame(batch: Batch, sig: Signature | None, key: str | None = None) -> Any:
+def to_frame(batch: Batch, sig: Signature | None) -> Any:
     """The model's input: a DataFrame with the signature's dtypes (or the checked array)."""
     if batch.frame is not None:
         return batch.frame
     import pandas as pd
 
     if sig is None:
-        batch.frame = pd.DataFrame({k: v for k, v in batch.columns.items() if k != key})
+        batch.frame = pd.DataFrame(
+            {k: v for k, v in batch.columns.items() if k not in batch.riders}
+        )
         return batch.frame
     import numpy as np
 
