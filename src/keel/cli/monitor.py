@@ -42,6 +42,8 @@ def _show(result: MonitorResult, report_path: str | None, brief: bool) -> None:
     if brief:
         if r.drifted_features:
             _echo("  drifted: " + ", ".join(r.drifted_features) + f"  (report {r.id[:8]})")
+        if report_path:
+            _echo(f"  report: {report_path}")
         return
     _echo(f"reference: {r.reference}")
     shown = [f for f in r.features.values() if f.drifted or f.status != "no drift"]
@@ -80,6 +82,8 @@ def _show(result: MonitorResult, report_path: str | None, brief: bool) -> None:
     for note in r.notes:
         _echo(f"note: {note}")
     _echo(f"recorded: drift report {r.id[:8]}, linked to {result.version}")
+    if report_path:
+        _echo(f"report: {report_path}")
 
 
 def _write_report(result: MonitorResult, path: str | None) -> None:
@@ -87,7 +91,6 @@ def _write_report(result: MonitorResult, path: str | None) -> None:
         from keel.monitor.html import write_report
 
         write_report(path, result.report)
-        _echo(f"report: {path}")
 
 
 @click.command("monitor")
