@@ -20,15 +20,16 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import keel
 from tests.conftest import KEEL
+from tests.registry.helpers import one_error_line as one_error_line
+from tests.registry.helpers import wait_for as wait_for
 
-T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "churn"
 PLANS = ("basic", "pro", "team")
@@ -152,31 +153,10 @@ def keel_json(root: Path, *args: str) -> Any:
     return json.loads(keel_ok(root, *args, "--json").stdout)
 
 
-def one_error_line(proc: subprocess.CompletedProcess[str], code: int = 2) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one stderr line, got:\n{proc.stderr}"
-    assert lines[0].startswith("keel: error: "), lines[0]
-    assert "Traceback" not in proc.stderr
-    return lines[0]
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(fn: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.02) -> T:
-    """Poll ``fn`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 # -- HTTP -------------------------------------------------------------------------
