@@ -85,6 +85,7 @@ def log_traffic(
     errors: int = 0,
     shadow: int = 0,
     scores: Any = None,
+    extra_input: str | None = None,
 ) -> Traffic:
     """``n`` served predictions spread over ``seconds`` from ``start`` (plus ``errors`` failed
     requests and ``shadow`` unserved rows that the monitor must ignore), as the server logs them."""
@@ -111,6 +112,8 @@ def log_traffic(
     }
     for name in FEATURES:
         columns[f"input_{name}"] = frame[name].tolist()
+    if extra_input:  # e.g. a sticky routing key a deployment asked for
+        columns[f"input_{extra_input}"] = [f"k{i}" for i in range(n)]
     writer = LogWriter(ws.logs.root)
     writer.append("predictions", MODEL, columns)
     if shadow:  # a challenger's shadow rows: wildly different inputs, not served

@@ -31,7 +31,7 @@ from tests.monitor.live_world import (
 NOW = time.time()
 CLEAN = (NOW - 3 * 3600, NOW - 3 * 3600 + 600)  # 3,000 served rows, 7 errors, 40 shadow rows
 DRIFTED = (NOW - 2 * 3600, NOW - 2 * 3600 + 600)  # 3,000 served rows, monthly and plan drifted
-TINY = (NOW - 3600, NOW - 3600 + 60)  # 20 rows
+TINY = (NOW - 3600, NOW - 3600 + 60)  # 20 rows, with one more input (a routing key)
 
 
 @dataclass
@@ -47,7 +47,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ws = build(root)
     clean = log_traffic(ws, 3000, start=CLEAN[0], seconds=600, seed=2, errors=7, shadow=40)
     log_traffic(ws, 3000, start=DRIFTED[0], seconds=600, seed=3, drift=True)
-    log_traffic(ws, 20, start=TINY[0], seconds=60, seed=4, drift=True)
+    log_traffic(ws, 20, start=TINY[0], seconds=60, seed=4, drift=True, extra_input="customer_id")
     log_outcomes(ws, clean.ids, clean.truth, at=CLEAN[1] + 60)
     yield World(ws, clean, root)
     ws.close()
@@ -65,6 +65,7 @@ def test_a_clean_window_is_no_drift_and_is_recorded_against_the_served_version(
     assert result.status == "no drift" and result.drifted_features == []
     # Only served, error-free rows: the 7 failed requests and 40 shadow rows are left out.
     assert result.window.rows == 3000 and result.window.sampled == 3000
+    # customer_id (only the TINY traffic has it) is no input of this window.
     assert result.window.inputs == ["monthly", "plan", "region", "tenure"]
     assert result.version == "churn/v1" and result.window.prediction_source == "score"
     report = result.report

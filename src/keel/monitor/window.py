@@ -138,7 +138,8 @@ def read_window(
             return window
         db.sql(f"CREATE TEMP VIEW w AS SELECT * FROM w0 WHERE epoch_us(ts) >= {int(cutoff)}")
         view = "w"
-    counts = ", ".join(f'count("{c}")' for c in outputs)
+    counted = [*outputs, *(f"input_{c}" for c in window.inputs)]
+    counts = ", ".join(f'count("{c}")' for c in counted)
     stats = db.sql(
         f"SELECT count(*), epoch(min(ts)), epoch(max(ts)), list(DISTINCT version ORDER BY version)"
         f"{', ' + counts if counts else ''} FROM {view}"
@@ -148,8 +149,11 @@ def read_window(
         return window
     window.first_ts, window.last_ts = float(stats[1]), float(stats[2])
     window.versions = [int(v) for v in stats[3] if v is not None]
-    present = [c for c, n in zip(outputs, stats[4:], strict=True) if n]
-    window.prediction_source = present[0] if present else None
+    present = [c for c, n in zip(counted, stats[4:], strict=True) if n]
+    window.prediction_source = next((c for c in outputs if c in present), None)
+    # An input no row of this window carries belongs to other traffic (another version's
+    # signature, a routing key of a deployment that ended): not part of this window.
+    window.inputs = [c for c in window.inputs if f"input_{c}" in present]
     sample = (
         f" USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE ({int(seed)})"
         if window.rows > max_rows
