@@ -145,9 +145,12 @@ def test_quickstart_runs_the_narrated_lifecycle(tmp_path):
         "300 customers scored by churn/v",
         "challenger - champion:",
         "canary stopped",
+        "DRIFT: monthly_charges",
+        "not flagged: tenure",
     ):
         assert phrase in result.stdout, phrase
     assert "PROMOTE" in result.stdout or "REJECT" in result.stdout
     assert (tmp_path / "eval.html").stat().st_size > 100_000  # plotly inlined: opens offline
+    assert (tmp_path / "monitor.html").stat().st_size > 100_000
     again = run_keel("quickstart", "--rows", "2000", cwd=tmp_path)
     assert again.returncode == 0, again.stderr

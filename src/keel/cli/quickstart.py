@@ -7,7 +7,8 @@ runs from a git repository with uncommitted changes, compared, and the best
 one reproduced from its record), the registry (each run registers its
 model; the better one is promoted, serves a prediction, and is rolled back),
 evaluation on value with the gate, and serving (a real `keel serve` process
-answers traffic, takes outcomes back, and runs a sticky canary judged online).
+answers traffic, takes outcomes back, and runs a sticky canary judged online),
+and monitoring (drifted traffic through that server, caught from the log lake).
 """
 
 from __future__ import annotations
@@ -415,6 +416,63 @@ class _Client:
         return dict(body)
 
 
+def _drift_chapter(
+    say: Callable[[str, str], None],
+    out: Console,
+    ws: Workspace,
+    client: _Client,
+    customers: list[dict[str, Any]],
+) -> None:
+    """Drifted traffic through the live server, caught by the live monitor from the log lake."""
+    from keel.monitor import check
+    from keel.monitor.html import write_report
+
+    say(
+        "Watch for drift",
+        "Next month the traffic changes: bills are 25 higher and more customers are on the team "
+        "plan. `keel monitor churn --window 10m` reads the served predictions back from the log "
+        "lake (DuckDB, a uniform sample of at most a million rows) and judges them against "
+        "churn@champion's training data (churn@v2, found through lineage): no reference to name.",
+    )
+    time.sleep(1.0)  # every server follows the canary's stop within a second
+    since = time.time()
+    features = ("tenure", "monthly_charges", "plan")
+    for i in range(800):
+        row = customers[(1500 + i) % len(customers)]
+        record = {f: row[f] for f in features}
+        record["monthly_charges"] = round(float(row["monthly_charges"]) + 25.0, 2)
+        if i % 3 == 0:
+            record["plan"] = "team"
+        client.post("/predict", {"inputs": [record]})
+    time.sleep(1.5)  # one flush of the prediction log
+    result = check("churn", since=since, until=time.time() + 1, workspace=ws)
+    report = result.report
+    if report is None:
+        out.print(f"  {result.status}: {result.reason}")
+        return
+    drifted = ", ".join(
+        f"{f.name} ({f.method} {f.statistic or 0.0:.2f})"
+        for f in sorted(report.features.values(), key=lambda f: -(f.statistic or 0.0))
+        if f.drifted
+    )
+    calm = [name for name, f in report.features.items() if not f.drifted]
+    out.print(
+        f"  800 drifted requests -> {result.window.rows:,} predictions read from the log lake, "
+        f"judged in {result.seconds:.1f} s"
+    )
+    out.print(f"  {result.status.upper()}: {drifted}")
+    if calm:
+        out.print(f"  not flagged: {', '.join(calm)} (unchanged, so no false alarm)")
+    mv = report.multivariate
+    if mv is not None and mv.auc is not None:
+        out.print(f"  a classifier tells this traffic from the training data with AUC {mv.auc:.2f}")
+    write_report("monitor.html", report)
+    out.print(
+        f"  report: monitor.html (recorded, linked to {result.version}); in production: "
+        "keel monitor churn --every 10m --alert https://hooks.example/... --alert-file alerts.jsonl"
+    )
+
+
 def _serving_chapter(
     say: Callable[[str, str], None], out: Console, ws: Workspace, runs: tuple[str, str] | None
 ) -> None:
@@ -535,6 +593,7 @@ def _serving_chapter(
         out.print(
             "  canary stopped: churn@champion answers everyone (keel deploy status churn, keel logs churn)"
         )
+        _drift_chapter(say, out, ws, client, customers)
     finally:
         server.terminate()
         try:
