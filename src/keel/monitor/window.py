@@ -138,32 +138,25 @@ def read_window(
             return window
         db.sql(f"CREATE TEMP VIEW w AS SELECT * FROM w0 WHERE epoch_us(ts) >= {int(cutoff)}")
         view = "w"
-    counted = [*outputs, *(f"input_{c}" for c in window.inputs)]
-    counts = ", ".join(f'count("{c}")' for c in counted)
     stats = db.sql(
-        f"SELECT count(*), epoch(min(ts)), epoch(max(ts)), list(DISTINCT version ORDER BY version)"
-        f"{', ' + counts if counts else ''} FROM {view}"
+        "SELECT count(*), epoch(min(ts)), epoch(max(ts)), "
+        f"list(DISTINCT version ORDER BY version) FROM {view}"
     ).fetchall()[0]
     window.rows = int(stats[0])
     if not window.rows:
         return window
     window.first_ts, window.last_ts = float(stats[1]), float(stats[2])
     window.versions = [int(v) for v in stats[3] if v is not None]
-    present = [c for c, n in zip(counted, stats[4:], strict=True) if n]
-    window.prediction_source = next((c for c in outputs if c in present), None)
-    # An input no row of this window carries belongs to other traffic (another version's
-    # signature, a routing key of a deployment that ended): not part of this window.
-    window.inputs = [c for c in window.inputs if f"input_{c}" in present]
     sample = (
         f" USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE ({int(seed)})"
         if window.rows > max_rows
         else ""
     )
-    db.sql(f"CREATE TEMP TABLE s AS SELECT * FROM {view}{sample}")
-    select = ["s.*"]
+    wanted = [*outputs, *(f"input_{c}" for c in window.inputs), "ts"]
+    select = ", ".join(f's."{c}"' for c in wanted)
     outs = ws.logs.scan("outcomes", model, since, conn=db)
-    joined = False
     if outs is not None and "prediction_id" in outs.columns:
+        db.sql(f"CREATE TEMP TABLE s AS SELECT * FROM {view}{sample}")
         db.register("outs", outs)
         got = set(outs.columns)
         values = [
@@ -176,13 +169,25 @@ def read_window(
             + " FROM outs WHERE prediction_id IN (SELECT prediction_id FROM s) "
             "GROUP BY prediction_id"
         )
-        select += ["o.outcome", "o.outcome_label"]
-        joined = True
-    query = f"SELECT {', '.join(select)} FROM s"
-    if joined:
-        query += " LEFT JOIN o USING (prediction_id)"
-    frame = db.sql(query + " ORDER BY ts").df()
-    _shape(window, frame, target)
+        query = (
+            f"SELECT {select}, o.outcome, o.outcome_label FROM s "
+            "LEFT JOIN o USING (prediction_id) ORDER BY s.ts"
+        )
+    else:
+        # Order matters only for realized performance by chunk, which needs outcomes.
+        query = f"SELECT {select} FROM (SELECT * FROM {view}{sample}) s"
+    # Through Arrow: several times faster than DuckDB's own DataFrame conversion for text.
+    table = db.sql(query).to_arrow_table()
+    present = {
+        name
+        for name, col in zip(table.column_names, table.columns, strict=True)
+        if col.null_count < len(col)
+    }
+    window.prediction_source = next((c for c in outputs if c in present), None)
+    # An input no row of this window carries belongs to other traffic (another version's
+    # signature, a routing key of a deployment that ended): not part of this window.
+    window.inputs = [c for c in window.inputs if f"input_{c}" in present]
+    _shape(window, table.to_pandas(), target)
     return window
 
 
