@@ -30,7 +30,7 @@ __all__ = ["PSI", "KolmogorovSmirnov", "Wasserstein", "bin_shares", "scale_of"]
 
 # Exact two-sample statistics from sorted values up to this many rows (both sides together);
 # above it, from the CDFs at both sides' quantile grids (within ~1/1000 of exact).
-EXACT_ROWS = 200_000
+EXACT_ROWS = 40_000
 LEVELS = 2000
 
 
