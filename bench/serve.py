@@ -932,8 +932,11 @@ def build_report(
             own = inproc.get(f"predict_v2_{kind}")
             ok = None if own is None else cost <= own
             c = list(blank)
+            failed_sh = sum(w["failed"] for w in sh)
             c[first] = (
-                f"{rps_sh:,.0f} req/s (plain {k[kind]['rps']:,.0f}); p50 {ms(p50_sh)}, p99 {ms(p99_sh)}"
+                f"{rps_sh:,.0f} req/s (plain {k[kind]['rps']:,.0f}); p50 {ms(p50_sh)}, p99 {ms(p99_sh)}; "
+                f"{failed_sh} failed of {sum(w.get('requests', 0) for w in sh):,}"
+                + (f" ({sum(w['timeout'] for w in sh)} timeouts)" if failed_sh else "")
             )
             rows.append(
                 [
@@ -968,7 +971,7 @@ def build_report(
             c[first] = (
                 f"{failed} failed of {total:,} ({sum(s['non2xx'] for s in sws)} non-2xx, "
                 f"{sum(s['socket_errors'] for s in sws)} socket); "
-                f"{sws[0]['rps']:,.0f} req/s during"
+                f"{median(sw['rps'] for sw in sws):,.0f} req/s during"
             )
             rows.append(
                 [
@@ -1338,7 +1341,7 @@ def main() -> int:
             "```",
             "",
             f"Model: a HistGradientBoostingClassifier (100 trees; the challenger, version 2: 200"
-            " trees; string categoricals through its own categorical support) fitted on {model_info['train_rows']:,} synthetic churn rows"
+            f" trees; string categoricals through its own categorical support) fitted on {model_info['train_rows']:,} synthetic churn rows"
             f" ({', '.join(model_info['columns'])}); every server loads the same fitted model and must"
             f" answer the in-process predictions. One worker each on 127.0.0.1, OMP_NUM_THREADS=1;"
             f" wrk -t{THREADS} -c{CONNECTIONS} --latency, bodies cycled from {SINGLE_BODIES} single-row"
