@@ -1336,12 +1336,17 @@ def main() -> int:
             "```sh",
             ".venv/bin/python bench/serve.py"
             + (" --quick" if args.quick else "")
-            + (f" --runs {args.runs}" if args.runs not in (1, 3) else "")
+            + (f" --runs {args.runs}" if args.runs != (1 if args.quick else 3) else "")
             + (" --model numeric" if args.model == "numeric" else ""),
             "```",
             "",
-            f"Model: a HistGradientBoostingClassifier (100 trees; the challenger, version 2: 200"
-            f" trees; string categoricals through its own categorical support) fitted on {model_info['train_rows']:,} synthetic churn rows"
+            "Model: a HistGradientBoostingClassifier (100 trees; the challenger, version 2: 200 trees"
+            + (
+                "; string categoricals through its own categorical support"
+                if args.model == "mixed"
+                else "; numeric columns only"
+            )
+            + f") fitted on {model_info['train_rows']:,} synthetic churn rows"
             f" ({', '.join(model_info['columns'])}); every server loads the same fitted model and must"
             f" answer the in-process predictions. One worker each on 127.0.0.1, OMP_NUM_THREADS=1;"
             f" wrk -t{THREADS} -c{CONNECTIONS} --latency, bodies cycled from {SINGLE_BODIES} single-row"
