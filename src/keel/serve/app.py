@@ -829,5 +829,7 @@ def _column_type(kind: str) -> str:
 def app_from_env() -> FastAPI:
     """The app for one of several uvicorn workers (its settings come in ``KEEL_SERVE_CONFIG``)."""
     from keel.serve.config import ServeConfig
+    from keel.serve.server import plain_strings
 
+    plain_strings()
     return create_app(ServeConfig.from_env())

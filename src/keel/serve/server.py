@@ -38,10 +38,31 @@ def check_exposure(config: ServeConfig) -> None:
         )
 
 
+def plain_strings() -> None:
+    """Text columns as Python objects, as pandas 2 made them, in the server process.
+
+    With pyarrow installed (keel needs it), pandas 3 turns every text column, and
+    column names, into Arrow strings; scikit-learn then converts them back on
+    every call. Measured on the benchmark's model: 4.3 ms against 2.8 ms to predict
+    100 rows. Models see the same values either way.
+    """
+    import warnings
+
+    import pandas as pd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas 3 deprecates the option (gone in pandas 4)
+        try:
+            pd.set_option("future.infer_string", False)
+        except (KeyError, ValueError):  # pandas 4: nothing to turn off
+            pass
+
+
 def serve(config: ServeConfig) -> None:
     """Serve until SIGINT/SIGTERM; a clean stop writes every buffered log row."""
     check_exposure(config)
     limit_threads(config.threads)
+    plain_strings()
     import uvicorn
 
     common = dict(
