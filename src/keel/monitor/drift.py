@@ -178,6 +178,7 @@ def drift(
     notes: list[str] = list(ref.notes)
     judged: dict[str, FeatureDrift] = {}
     kinds: dict[str, str] = {}
+    references: dict[str, Column] = {}
     for name in features:
         pair = _pair(ref, cur, name)
         if isinstance(pair, str):
@@ -185,6 +186,7 @@ def drift(
             continue
         judged[name] = score_feature(name, pair[0], pair[1], rule)
         kinds[name] = pair[1].kind
+        references[name] = pair[0]
     extras: dict[str, FeatureDrift] = {}
     for role, col in (("target", target), ("prediction", prediction)):
         if col is not None and col in common:
@@ -217,6 +219,7 @@ def drift(
                 f"{', '.join(missing[:10])}"
             )
     current_table = cur.table()
+    _over_time(judged, references, current_table, rule, chunks, seed)
     if multivariate and kinds:
         ref_table = ref.table()
         if ref_table is None:
@@ -233,6 +236,53 @@ def drift(
 
         report.record_id = record_report(used_ws[0], report, ref, cur)
     return report
+
+
+CHUNK_ROWS = 5_000  # rows of each chunk judged for the over-time view (a uniform sample)
+
+
+def _over_time(
+    judged: dict[str, FeatureDrift],
+    references: dict[str, Column],
+    table: Any,
+    rule: DecisionRule,
+    chunks: int,
+    seed: int,
+) -> None:
+    """Each feature's effect statistic on ``chunks`` consecutive chunks of the current table
+    (in its order: time order with ``time_column``, log order for a window), so a report
+    shows since when a feature drifted, not only that it did."""
+    n = 0 if table is None else len(table)
+    if chunks < 2 or n < 2 * rule.min_rows:
+        return
+    rng = np.random.default_rng(seed)
+    bounds = [b for b in np.array_split(np.arange(n), chunks) if len(b) >= rule.min_rows]
+    for name, f in judged.items():
+        ref = references.get(name)
+        if ref is None or f.status == "type changed" or f.method is None:
+            continue
+        effect = rule.numeric_effect if ref.kind == "numeric" else rule.categorical_effect
+        if effect.name != f.method:
+            continue
+        series = table[name]
+        for i, rows in enumerate(bounds):
+            picked = (
+                rows
+                if len(rows) <= CHUNK_ROWS
+                else np.sort(rng.choice(rows, CHUNK_ROWS, replace=False))
+            )
+            part = column_from_series(series.iloc[picked], ref.kind)
+            if part.n < rule.min_rows:
+                continue
+            f.over_time.append(
+                {
+                    "chunk": i,
+                    "first_row": int(rows[0]),
+                    "rows": len(rows),
+                    "statistic": effect.score(ref, part).statistic,
+                    "threshold": f.threshold,
+                }
+            )
 
 
 def _performance(

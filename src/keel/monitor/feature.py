@@ -41,6 +41,8 @@ class FeatureDrift:
     reference_source: str = "table"
     regime: str | None = None
     distribution: dict[str, Any] = field(default_factory=dict)
+    # the effect statistic on consecutive chunks of the current table: when the drift began
+    over_time: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,7 @@ class FeatureDrift:
             "reference_source": self.reference_source,
             "regime": self.regime,
             "distribution": self.distribution,
+            "over_time": self.over_time,
         }
 
 

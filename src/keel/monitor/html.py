@@ -81,6 +81,34 @@ def _performance_fig(report: DriftReport) -> Any:
     return fig
 
 
+def _over_time_fig(report: DriftReport) -> Any:
+    """Each feature's effect statistic per chunk of the current table: since when it drifted."""
+    import plotly.graph_objects as go
+
+    shown = [f for f in report.features.values() if f.over_time]
+    if not shown:
+        return None
+    fig = go.Figure()
+    for f in sorted(shown, key=lambda f: (not f.drifted, f.name)):
+        fig.add_trace(
+            go.Scatter(
+                x=[c["first_row"] for c in f.over_time],
+                y=[c["statistic"] for c in f.over_time],
+                mode="lines+markers",
+                name=f"{f.name} ({f.method})",
+                visible=True if f.drifted else "legendonly",
+                hovertemplate=f"{f.name}: %{{y:.3f}} from row %{{x}} (drift at {f.threshold})",
+            )
+        )
+    fig.update_layout(
+        title="Effect size per chunk of the current table (drifted features shown; click others)",
+        xaxis_title="first row of the chunk",
+        yaxis_title="effect size",
+        height=380,
+    )
+    return fig
+
+
 def _row(f: FeatureDrift) -> str:
     cls = "drift" if f.drifted else ""
     why = "; ".join(f.reasons) or "; ".join(f.notes[:2])
@@ -101,7 +129,7 @@ def render(report: DriftReport) -> str:
     columns = [*report.features.values()]
     columns += [f for f in (report.prediction, report.target) if f is not None]
     ordered = sorted(columns, key=lambda f: (not f.drifted, -(f.statistic or 0.0)))
-    figs = [_performance_fig(report)] + [_overlay(f) for f in ordered]
+    figs = [_over_time_fig(report), _performance_fig(report)] + [_overlay(f) for f in ordered]
     parts = []
     first = True
     for fig in figs:
