@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from keel.cli.output import emit_json, table
@@ -11,6 +14,46 @@ __all__ = ["drift_cmd"]
 
 def _fmt(v: object) -> str:
     return f"{v:.4g}" if isinstance(v, float) else ("-" if v is None else str(v))
+
+
+def show_details(report: Any, echo: Callable[[str], None], outcomes: str = "") -> None:
+    """What a drift report found, for a person: the columns that matter, multivariate drift,
+    performance (realized or estimated) and the notes. ``keel monitor`` prints the same."""
+    shown = [f for f in report.features.values() if f.drifted or f.status != "no drift"]
+    shown += [f for f in (report.prediction, report.target) if f is not None]
+    if shown:
+        table(
+            ["column", "status", "effect", "statistic", "p", "why"],
+            [
+                (
+                    f.name if f.role == "feature" else f"{f.name} ({f.role})",
+                    f.status,
+                    f.method or "-",
+                    _fmt(f.statistic),
+                    _fmt(f.p_value),
+                    "; ".join(f.reasons or f.notes[:1]),
+                )
+                for f in shown
+            ],
+        )
+    mv = report.multivariate
+    if mv is not None and mv.auc is not None:
+        lo, hi = mv.auc_interval or (0.0, 0.0)
+        echo(f"multivariate: domain classifier AUC {mv.auc:.3f} ({lo:.3f}..{hi:.3f})")
+    if report.performance is not None:
+        p = report.performance
+        at = p.first_detection
+        echo(
+            f"realized {p.metric} by chunk{outcomes}: "
+            + " ".join(f"{c[p.metric]:.3f}" for c in p.chunks)
+            + (f"; change detected at row {at:,}" if at is not None else "")
+        )
+    est = report.estimated_performance
+    if est is not None:
+        trust = "trustworthy" if est.trustworthy else "NOT trustworthy"
+        echo(f"estimated accuracy {est.accuracy:.3f} (AUC {est.auc:.3f}), {trust}: {est.reason}")
+    for note in report.notes:
+        echo(f"note: {note}")
 
 
 @click.command("drift")
@@ -63,43 +106,7 @@ def drift_cmd(
             f"{result.status.upper()}: {len(result.drifted_features)} of {n} features drifted "
             f"({result.reference} -> {result.current}; {result.rows[1]:,} rows)"
         )
-        shown = [f for f in result.features.values() if f.drifted or f.status != "no drift"]
-        shown += [f for f in (result.prediction, result.target) if f is not None]
-        if shown:
-            table(
-                ["column", "status", "effect", "statistic", "p", "why"],
-                [
-                    (
-                        f.name if f.role == "feature" else f"{f.name} ({f.role})",
-                        f.status,
-                        f.method or "-",
-                        _fmt(f.statistic),
-                        _fmt(f.p_value),
-                        "; ".join(f.reasons or f.notes[:1]),
-                    )
-                    for f in shown
-                ],
-            )
-        mv = result.multivariate
-        if mv is not None and mv.auc is not None:
-            lo, hi = mv.auc_interval or (0.0, 0.0)
-            click.echo(f"multivariate: domain classifier AUC {mv.auc:.3f} ({lo:.3f}..{hi:.3f})")
-        if result.performance is not None:
-            p = result.performance
-            at = p.first_detection
-            click.echo(
-                f"performance: {p.metric} by chunk "
-                + " ".join(f"{c[p.metric]:.3f}" for c in p.chunks)
-                + (f"; change detected at row {at:,}" if at is not None else "")
-            )
-        est = result.estimated_performance
-        if est is not None:
-            trust = "trustworthy" if est.trustworthy else "NOT trustworthy"
-            click.echo(
-                f"estimated accuracy {est.accuracy:.3f} (AUC {est.auc:.3f}), {trust}: {est.reason}"
-            )
-        for note in result.notes:
-            click.echo(f"note: {note}")
+        show_details(result, click.echo)
         if report:
             click.echo(f"report: {report}")
     if result.drifted:

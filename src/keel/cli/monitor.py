@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from keel.cli.output import emit_json, table
+from keel.cli.drift import show_details
+from keel.cli.output import emit_json
 
 if TYPE_CHECKING:
     from keel.monitor.alerts import Delivery
@@ -46,41 +47,8 @@ def _show(result: MonitorResult, report_path: str | None, brief: bool) -> None:
             _echo(f"  report: {report_path}")
         return
     _echo(f"reference: {r.reference}")
-    shown = [f for f in r.features.values() if f.drifted or f.status != "no drift"]
-    shown += [f for f in (r.prediction, r.target) if f is not None]
-    if shown:
-        table(
-            ["column", "status", "effect", "statistic", "p", "why"],
-            [
-                (
-                    f.name if f.role == "feature" else f"{f.name} ({f.role})",
-                    f.status,
-                    f.method or "-",
-                    _fmt(f.statistic),
-                    _fmt(f.p_value),
-                    "; ".join(f.reasons or f.notes[:1]),
-                )
-                for f in shown
-            ],
-        )
-    mv = r.multivariate
-    if mv is not None and mv.auc is not None:
-        lo, hi = mv.auc_interval or (0.0, 0.0)
-        _echo(f"multivariate: domain classifier AUC {mv.auc:.3f} ({lo:.3f}..{hi:.3f})")
-    if r.performance is not None:
-        p = r.performance
-        at = p.first_detection
-        _echo(
-            f"realized {p.metric} by chunk ({win.outcomes:,} outcomes): "
-            + " ".join(f"{c[p.metric]:.3f}" for c in p.chunks)
-            + (f"; change detected at row {at:,}" if at is not None else "")
-        )
-    est = r.estimated_performance
-    if est is not None:
-        trust = "trustworthy" if est.trustworthy else "NOT trustworthy"
-        _echo(f"estimated accuracy {est.accuracy:.3f} (AUC {est.auc:.3f}), {trust}: {est.reason}")
-    for note in r.notes:
-        _echo(f"note: {note}")
+    with _print_lock:
+        show_details(r, click.echo, f" ({win.outcomes:,} outcomes)")
     _echo(f"recorded: drift report {r.id[:8]}, linked to {result.version}")
     if report_path:
         _echo(f"report: {report_path}")
