@@ -6,25 +6,16 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 
-from keel.store.db import actor, evaluations, model_versions, models, object_refs
+from keel.registry.versions import version_pk
+from keel.store.db import actor, evaluations, object_refs
 
 if TYPE_CHECKING:
     from keel.registry.versions import ModelVersion
     from keel.workspace import Workspace
 
 __all__ = ["evaluations_of", "record_evaluation"]
-
-
-def _version_id(conn: Any, mv: ModelVersion) -> int:
-    return int(
-        conn.execute(
-            select(model_versions.c.id)
-            .join(models, models.c.id == model_versions.c.model_id)
-            .where(and_(models.c.name == mv.name, model_versions.c.number == mv.number))
-        ).scalar_one()
-    )
 
 
 def record_evaluation(
@@ -58,8 +49,8 @@ def record_evaluation(
                 evaluations.insert().values(
                     id=doc["id"],
                     kind=kind,
-                    model_version_id=_version_id(conn, model),
-                    against_version_id=_version_id(conn, against) if against is not None else None,
+                    model_version_id=version_pk(conn, model),
+                    against_version_id=version_pk(conn, against) if against is not None else None,
                     dataset_version_id=dataset_version_id,
                     summary=json.dumps(headline, sort_keys=True, default=str),
                     result_oid=oid,
@@ -85,7 +76,7 @@ def record_evaluation(
 def evaluations_of(ws: Workspace, model: ModelVersion) -> list[dict[str, Any]]:
     """Every evaluation and gate decision that judged ``model`` (as challenger or champion)."""
     with ws.db.read() as conn:
-        vid = _version_id(conn, model)
+        vid = version_pk(conn, model)
         rows = conn.execute(
             select(evaluations)
             .where(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, select
 
+from keel.registry.versions import version_pk
 from keel.store.db import actor, drift_reports, model_versions, models, object_refs
 
 if TYPE_CHECKING:
@@ -16,16 +17,6 @@ if TYPE_CHECKING:
     from keel.workspace import Workspace
 
 __all__ = ["drift_reports_of", "latest_report", "record_report"]
-
-
-def _model_version_id(conn: Any, mv: Any) -> int:
-    return int(
-        conn.execute(
-            select(model_versions.c.id)
-            .join(models, models.c.id == model_versions.c.model_id)
-            .where(and_(models.c.name == mv.name, model_versions.c.number == mv.number))
-        ).scalar_one()
-    )
 
 
 def record_report(ws: Workspace, report: DriftReport, reference: Side, current: Side) -> str:
@@ -44,7 +35,7 @@ def record_report(ws: Workspace, report: DriftReport, reference: Side, current: 
                 drift_reports.insert().values(
                     id=report.id,
                     model_version_id=(
-                        _model_version_id(conn, reference.model) if reference.model else None
+                        version_pk(conn, reference.model) if reference.model else None
                     ),
                     dataset_version_id=(
                         version_id(conn, ref_v.name, ref_v.number) if ref_v else None
@@ -86,7 +77,7 @@ def drift_reports_of(
     query = select(drift_reports).order_by(drift_reports.c.created_at.desc())
     with ws.db.read() as conn:
         if model is not None:
-            query = query.where(drift_reports.c.model_version_id == _model_version_id(conn, model))
+            query = query.where(drift_reports.c.model_version_id == version_pk(conn, model))
         if dataset is not None:
             vid = version_id(conn, dataset.name, dataset.number)
             query = query.where(

@@ -50,6 +50,7 @@ __all__ = [
     "resolve_model",
     "rollback",
     "set_alias",
+    "version_pk",
 ]
 
 ALIAS = "model.alias"
@@ -151,6 +152,18 @@ def _model_id(conn: Connection, name: str) -> int:
     if row is None:
         raise NotFound(f"no model named {name!r}; `keel models list` shows the models")
     return int(row[0])
+
+
+def version_pk(conn: Connection, mv: Any) -> int:
+    """The row id of model version ``mv`` (a ModelVersion, or anything with name and number),
+    for the records that link to it."""
+    return int(
+        conn.execute(
+            select(_MV.id)
+            .join(models, models.c.id == _MV.model_id)
+            .where(and_(models.c.name == mv.name, _MV.number == mv.number))
+        ).scalar_one()
+    )
 
 
 def model_aliases(conn: Connection, name: str) -> dict[str, int]:
