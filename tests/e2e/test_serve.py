@@ -35,21 +35,9 @@ from tests.e2e.serve_helpers import (
     request,
     serving,
     start_server,
-    template,
     wait_for,
     wait_for_log,
 )
-
-
-@pytest.fixture(scope="module")
-def tpl(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return template(tmp_path_factory)
-
-
-@pytest.fixture
-def root(tpl: Path, tmp_path: Path) -> Path:
-    """A private copy of the trained workspace (churn@champion = v1)."""
-    return copy_workspace(tpl, tmp_path / "ws")
 
 
 @pytest.fixture(scope="module")

@@ -33,23 +33,12 @@ from tests.e2e.serve_helpers import (
     request,
     serving,
     start_server,
-    template,
     wait_for,
     wait_for_log,
 )
 
 MAX_BATCH = 50
 MAX_BODY = int(0.05 * 1024 * 1024)  # --max-body-mb 0.05
-
-
-@pytest.fixture(scope="module")
-def tpl(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return template(tmp_path_factory)
-
-
-@pytest.fixture
-def root(tpl: Path, tmp_path: Path) -> Path:
-    return copy_workspace(tpl, tmp_path / "ws")
 
 
 @pytest.fixture(scope="module")
