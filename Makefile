@@ -1,37 +1,87 @@
 # Two commands set everything up: `make demo` and `make test`.
+# Both install exact versions, with hashes, from the locks in requirements/
+# (`make lock` rewrites them from pyproject.toml; see requirements/lockfile.py).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# uv lives beside the environment, not in it, so `uv pip sync` can make the
+# environment exactly the lock without removing the tool doing it.
+UV     := $(VENV)/uv/bin/uv
+LOCKS  := requirements
+.DEFAULT_GOAL := install
+LATEST := .venv-latest
+UVPIP   = $(UV) pip
+EDITABLE = --no-deps --build-constraints $(LOCKS)/build.lock -e .
 
-.PHONY: demo test install dev lint bench clean
+.PHONY: demo test test-latest checks lock lock-check install dev bench clean
 
-$(BIN)/keel: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+
+$(UV): $(LOCKS)/tools.lock | $(BIN)/python
+	rm -rf $(VENV)/uv
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		--no-deps --target $(VENV)/uv -r $(LOCKS)/tools.lock
 	@touch $@
 
-install: $(BIN)/keel
+# Before anything installs or runs: stop with one line when a lock no longer
+# matches pyproject.toml or was edited by hand (`make lock` is the fix).
+ifneq ($(if $(MAKECMDGOALS),$(filter demo install dev test bench,$(MAKECMDGOALS)),default),)
+LOCK_PROBLEM := $(shell $(PYTHON) $(LOCKS)/lockfile.py check 2>&1 >/dev/null)
+ifneq ($(LOCK_PROBLEM),)
+$(error $(LOCK_PROBLEM))
+endif
+endif
+
+lock-check:
+	@$(PYTHON) $(LOCKS)/lockfile.py check
+
+# keel's dependencies at the demo lock's versions (the same as the dev lock's), then keel.
+$(VENV)/.demo: $(LOCKS)/demo.lock $(LOCKS)/build.lock pyproject.toml | $(UV)
+	$(UVPIP) install --quiet --python $(BIN)/python --require-hashes -r $(LOCKS)/demo.lock
+	$(UVPIP) install --quiet --python $(BIN)/python $(EDITABLE)
+	@touch $@
+
+install: $(VENV)/.demo
 
 # The whole lifecycle on the embedded default (SQLite + a local object folder), narrated.
 demo: install
 	rm -rf demo && mkdir demo
 	cd demo && ../$(BIN)/keel quickstart
 
-$(VENV)/.dev: pyproject.toml $(BIN)/keel
-	$(BIN)/pip install --quiet -e '.[dev]'
-	@touch $@
+# Exactly the dev lock (sync removes what it does not list), then keel. The dev
+# lock holds the demo lock at the same versions, so the demo stays installed.
+$(VENV)/.dev: $(LOCKS)/dev.lock $(LOCKS)/build.lock pyproject.toml | $(UV)
+	$(UVPIP) sync --quiet --python $(BIN)/python --require-hashes $(LOCKS)/dev.lock
+	$(UVPIP) install --quiet --python $(BIN)/python $(EDITABLE)
+	@touch $@ $(VENV)/.demo
 
 dev: $(VENV)/.dev
 
 test: dev
-	$(BIN)/ruff check src tests bench
+	@$(MAKE) --no-print-directory checks BIN=$(BIN)
+
+checks:
+	$(BIN)/ruff check src tests bench $(LOCKS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+
+# The tests against the newest versions the index serves, in a separate
+# environment: where a new release's warnings and breakages show up first.
+test-latest: $(UV)
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(UVPIP) install --quiet --python $(LATEST)/bin/python --upgrade -e '.[dev]'
+	@$(MAKE) --no-print-directory checks BIN=$(LATEST)/bin
+
+# Re-resolve every lock from pyproject.toml at the newest versions; KEEP=1
+# keeps the current pins wherever they still fit (to add one dependency).
+lock: $(UV)
+	$(PYTHON) $(LOCKS)/lockfile.py lock --uv $(UV) $(if $(KEEP),--keep)
 
 bench: dev
 	$(BIN)/python bench/versioning.py
 
 clean:
-	rm -rf $(VENV) demo build dist src/*.egg-info
+	rm -rf $(VENV) $(LATEST) demo build dist src/*.egg-info

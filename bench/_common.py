@@ -5,10 +5,14 @@
 - timed(cmd, cwd, env): wall seconds of one subprocess (time.perf_counter).
 - median, fmt_s, fmt_bytes, ratio: small numeric/formatting helpers.
 - print_table / markdown_table: plain-text and Markdown tables.
+- bench_lock(): the exclusive flock every measuring phase holds, so two
+  benchmarks never measure at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -16,16 +20,31 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 VENVS_DIR = BENCH_DIR / ".venvs"
+LOCK_PATH = "/tmp/keel-bench.lock"
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def bench_lock() -> Iterator[None]:
+    """Hold the exclusive flock on LOCK_PATH while measuring (every benchmark takes it)."""
+    with open(LOCK_PATH, "w") as fd:
+        t = time.perf_counter()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if (waited := time.perf_counter() - t) > 1:
+            log(f"[lock] waited {waited:.0f}s for {LOCK_PATH}")
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def ensure_venv(name: str, requirements: Sequence[str]) -> Path:

@@ -25,12 +25,9 @@ The live measurement writes 1,000,000 served predictions x 25 inputs into a log 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,6 +36,7 @@ from _common import (
     REPO_DIR,
     WORKER_PRELUDE,
     base_env,
+    bench_lock,
     ensure_venv,
     fmt_s,
     log,
@@ -47,26 +45,11 @@ from _common import (
     timed_run,
 )
 
-LOCK_PATH = "/tmp/keel-bench.lock"
 WORK = BENCH_DIR / ".work" / "monitor"
 DRIFTED = ["mean_shift", "variance", "subtle_shift", "cat_frequency", "cat_new"]
 
 EVIDENTLY = ["evidently==0.7.23", "pandas<3", "pyarrow"]
 NANNYML = ["nannyml==0.13.1", "statsmodels", "pyarrow"]
-
-
-@contextlib.contextmanager
-def bench_lock() -> Iterator[None]:
-    with open(LOCK_PATH, "w") as fd:
-        t = time.perf_counter()
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        waited = time.perf_counter() - t
-        if waited > 1:
-            log(f"[lock] waited {waited:.0f}s for {LOCK_PATH}")
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def generate(n: int) -> tuple[Path, Path]:
