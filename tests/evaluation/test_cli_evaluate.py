@@ -50,6 +50,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     df["y"] = (x + rng.normal(scale=0.7, size=n) > 0.2).astype(int)
     df.to_csv(tmp / "d.csv", index=False)
     keel.data.add(tmp / "d.csv", name="d", workspace=ws)
+    df.drop(columns=["x"]).to_csv(tmp / "no_x.csv", index=False)
+    keel.data.add(tmp / "no_x.csv", name="no-x", workspace=ws)
+    df.assign(y=np.where(df.y == 1, "yes", "no")).to_csv(tmp / "text_y.csv", index=False)
+    keel.data.add(tmp / "text_y.csv", name="text-y", workspace=ws)
     strong = LogisticRegression().fit(df[["x", "z"]], df.y)
     weak = LogisticRegression().fit(df[["z"]], df.y)
     assert log(ws, strong, "m", df[["x", "z"]]) == "m/v1"
@@ -203,6 +207,25 @@ def test_gate_rejects_with_exit_1(world: World) -> None:
     assert text.stdout.startswith("REJECT: m/v2 vs m/v1 on d@v1")
 
 
+@pytest.mark.parametrize("metric", ["auc", "logloss", "value"])
+def test_a_rejection_is_a_json_false_everywhere(world: World, metric: str) -> None:
+    """`"promote": "False"` (a string) reads as true in jq and most scripts: it must be false."""
+    extra = ("--value", VALUE_TEXT) if metric == "value" else ()
+    done = run_keel(
+        GATE[0], "m/v2", "--against", "m/v1", *GATE[1:], "--metric", metric, *extra, "--json",
+        cwd=world.root,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["promote"] is False and doc["primary"]["metric"] == metric
+    assert all(isinstance(g["passed"], bool) for g in doc["guardrails"])
+    graph = json.loads(keel_ok(world, "lineage", "m/v2", "--json").stdout)
+    gate = next(n for n in graph["nodes"] if n["kind"] == "gate" and n["ref"] == doc["id"][:8])
+    assert gate["promote"] is False and gate["metric"] == metric
+    text = keel_ok(world, "lineage", "m/v2").stdout
+    assert f"gate {doc['id'][:8]} reject" in text
+
+
 def test_gate_with_a_policy_and_a_report(world: World, tmp_path: Path) -> None:
     policy = tmp_path / "gate.toml"
     policy.write_text(
@@ -246,6 +269,24 @@ BAD = {
     "bad --slice": ((*EVALUATE, "--slice", "x >> 1"), "x >> 1"),
     "bad --metric": (("gate", "m/v1", "--against", "m/v2", *GATE[1:], "--metric", "gini"), "gini"),
 }
+
+
+BAD.update(
+    {
+        "evaluate, an input column missing": (
+            ("evaluate", "m/v1", "--data", "no-x@v1", "--target", "y"),
+            "no-x@v1 lacks 1 of the input columns m/v1 needs: 'x' (its signature: x float, z float)",
+        ),
+        "gate, an input column missing": (
+            ("gate", "m/v1", "--against", "m/v2", "--data", "no-x@v1", "--target", "y"),
+            "lacks 1 of the input columns m/v1 needs: 'x'",
+        ),
+        "gate, a text target for a 0/1 model": (
+            ("gate", "m/v1", "--against", "m/v2", "--data", "text-y@v1", "--target", "y"),
+            "target column 'y' has classes the model never saw: no, yes (it knows 0, 1)",
+        ),
+    }
+)
 
 
 @pytest.mark.parametrize("case", list(BAD))

@@ -525,3 +525,32 @@ def test_an_evaluation_appears_in_lineage_judged_by(
         ev.id[:8] in json.dumps(nodes[e["from"]]) for e in judged
     )
     assert any(e["from"] == graph["root"] or e["to"] == graph["root"] for e in judged)
+
+
+# -- data the model cannot use: one clear error, never a crash --------------------------------
+
+
+class Raises(keel.PythonModel):
+    """A regression model that refuses negative inputs."""
+
+    def predict(self, inputs):  # type: ignore[no-untyped-def]
+        if (np.asarray(inputs["x"]) < 0).any():
+            raise ValueError("x must not be negative")
+        return np.asarray(inputs["x"], dtype=float)
+
+
+def test_missing_input_columns_are_named_with_the_signature(
+    ws: Workspace, frame: pd.DataFrame, classifier: tuple[str, LogisticRegression]
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        keel.evaluate(classifier[0], data=frame.drop(columns=["x"]), target="y", workspace=ws)
+    assert str(caught.value) == (
+        "DataFrame lacks 1 of the input columns m/v1 needs: 'x' (its signature: x float, z float)"
+    )
+
+
+def test_a_model_that_raises_on_the_data_is_invalid_input(ws: Workspace, frame: pd.DataFrame) -> None:
+    ref = log(ws, Raises(), "raises", frame[["x"]].abs())
+    with pytest.raises(InvalidInput, match=r"raises/v1 could not score DataFrame: ValueError: x must"):
+        keel.evaluate(ref, data=frame, target="amount", workspace=ws)
+    assert count_evaluations(ws) == 0

@@ -380,3 +380,64 @@ def test_min_improvement_for_rmse_is_in_rmse_units(ws: Workspace) -> None:
     assert d.primary["champion"] == pytest.approx(0.2)
     assert d.primary["improvement"] == pytest.approx(0.1)
     assert d.promote
+
+
+# -- the verdict is a real boolean, whatever the metric ---------------------------------------
+
+
+@pytest.mark.parametrize("metric", ["auc", "logloss", "value", "rmse"])
+def test_the_verdict_is_a_python_bool_for_every_metric(
+    models: Models, tmp_path: Path, metric: str
+) -> None:
+    df = world(11, 2000, D_CHAMPION, D_CHALLENGER)
+    if metric == "rmse":
+        ws = keel.init(tmp_path / "ws")
+        rng = np.random.default_rng(3)
+        y = rng.normal(size=2000)
+        frame = pd.DataFrame({"a": y + rng.normal(0.5, size=2000), "b": y, "y": y})
+        a = log(ws, ColumnValue("a"), "r", frame[["a", "b"]])
+        b = log(ws, ColumnValue("b"), "r", frame[["a", "b"]])
+        decision = keel.gate(a, against=b, data=frame, target="y", workspace=ws, metric="rmse")
+        ws_used, ref = ws, a
+    else:
+        kw = {"outcome": VALUE} if metric == "value" else {"metric": metric}
+        # the data gives the challenger's column (a) the weaker separation: a rejection
+        decision = keel.gate(
+            models.challenger, against=models.champion, data=df, target="y", workspace=models.ws,
+            **kw,
+        )  # fmt: skip
+        ws_used, ref = models.ws, models.challenger
+    assert type(decision.promote) is bool and decision.promote is False
+    assert json.loads(json.dumps(decision.to_dict(), default=str))["promote"] is False
+    from keel.evaluation.records import evaluations_of
+    from keel.registry.versions import resolve_model
+
+    recorded = next(e for e in evaluations_of(ws_used, resolve_model(ws_used, ref)) if e["id"] == decision.id)
+    assert recorded["summary"]["promote"] is False
+
+
+def test_records_written_with_a_string_verdict_still_read_as_rejections(models: Models) -> None:
+    """Before the fix a numpy verdict was stored as the string "False"; it reads as False."""
+    from sqlalchemy import update
+
+    from keel.evaluation.records import evaluations_of
+    from keel.registry.lineage import lineage
+    from keel.registry.versions import resolve_model
+
+    df = world(12, 1500, D_CHAMPION, D_CHALLENGER)
+    decision = keel.gate(
+        models.champion, against=models.challenger, data=df, target="y", workspace=models.ws,
+        metric="auc",
+    )  # fmt: skip
+    old = json.dumps({"promote": "False", "metric": "auc", "reasons": decision.reasons})
+    models.ws.db.write(
+        lambda conn: conn.execute(
+            update(evaluations).where(evaluations.c.id == decision.id).values(summary=old)
+        )
+    )
+    mv = resolve_model(models.ws, models.champion)
+    [row] = [e for e in evaluations_of(models.ws, mv) if e["id"] == decision.id]
+    assert row["summary"]["promote"] is False
+    graph = lineage(models.ws, models.champion)
+    [node] = [n for n in graph["nodes"] if n["kind"] == "gate" and n["ref"] == decision.id[:8]]
+    assert node["promote"] is False

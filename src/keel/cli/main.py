@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> Any:
     except Exception as exc:
         if os.environ.get("KEEL_DEBUG"):
             raise
-        fail(f"internal error: {type(exc).__name__}: {exc} (KEEL_DEBUG=1 shows the traceback)", 1)
+        # 3, not 1: for `keel gate` 1 means "reject", and a crash must never read as a verdict
+        fail(f"internal error: {type(exc).__name__}: {exc} (KEEL_DEBUG=1 shows the traceback)", 3)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,6 +11,7 @@ import click
 
 from keel.cli.drift import show_details
 from keel.cli.output import emit_json
+from keel.store.jsondoc import plain
 
 if TYPE_CHECKING:
     from keel.monitor.alerts import Delivery
@@ -220,4 +221,4 @@ def monitor_cmd(
 def _json_line(doc: Any) -> str:
     import json
 
-    return json.dumps(doc, default=str) + "\n"
+    return json.dumps(doc, default=plain) + "\n"

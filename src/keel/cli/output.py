@@ -9,13 +9,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from keel.store.jsondoc import plain
+
 __all__ = ["ago", "emit_json", "human_size", "progress_bar", "table", "when"]
 
 
 def emit_json(doc: Any) -> None:
     """Indented for a person at a terminal; compact (and encoded in C, so fast) for a program."""
     indent = 2 if sys.stdout.isatty() else None
-    sys.stdout.write(json.dumps(doc, indent=indent, default=str, allow_nan=True) + "\n")
+    sys.stdout.write(json.dumps(doc, indent=indent, default=plain, allow_nan=True) + "\n")
 
 
 def human_size(n: float) -> str:
@@ -36,6 +38,8 @@ def when(ts: float) -> str:
 
 
 def ago(ts: float, now: float | None = None) -> str:
+    if ts <= 0:  # no time recorded
+        return "-"
     now = dt.datetime.now().timestamp() if now is None else now
     s = max(0.0, now - ts)
     for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):

@@ -19,11 +19,12 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import InvalidInput
+from keel.errors import InvalidInput, KeelError
 
 if TYPE_CHECKING:
     from keel.evaluation.outcomes import Outcome
@@ -143,6 +144,15 @@ def score_model(
         raise InvalidInput(f"target column {target!r} is not in {data_ref}; its columns: {shown}")
     sig = model.signature
     features = [c.name for c in sig.columns] if sig is not None and not sig.is_tensor else None
+    if features:
+        missing = [c for c in features if c not in frame.columns]
+        if missing:
+            assert sig is not None
+            raise InvalidInput(
+                f"{data_ref} lacks {len(missing)} of the input columns {model.ref} needs: "
+                f"{', '.join(map(repr, missing[:10]))}{' …' if len(missing) > 10 else ''} "
+                f"(its signature: {sig.describe()})"
+            )
     X = frame[features] if features else frame.drop(columns=[target])
     y = frame[target]
     classes = (sig.output.get("classes") if sig is not None else None) or None
@@ -165,15 +175,18 @@ def score_model(
         truth = np.asarray([_same_class(v, positive) for v in y], dtype=int)
         scores = None
         if hasattr(model.model, "predict_proba"):
-            proba = np.asarray(model.predict_proba(X))
+            with _scoring(model, data_ref):
+                proba = np.asarray(model.predict_proba(X))
             scores = proba[:, -1] if proba.ndim == 2 else proba
         elif model.version.flavor in ("lightgbm", "xgboost"):
-            scores = np.asarray(model.predict(X), dtype=float)
+            with _scoring(model, data_ref):
+                scores = np.asarray(model.predict(X), dtype=float)
         cut = 0.5 if threshold is None else threshold
         if scores is not None:
             predicted = (scores >= cut).astype(int)
         else:
-            raw = np.asarray(model.predict(X))
+            with _scoring(model, data_ref):
+                raw = np.asarray(model.predict(X))
             predicted = np.asarray([str(v) == str(positive) for v in raw], dtype=int)
         return Scored(frame, truth, scores, predicted, "classification", positive, data_ref)
     if not pd.api.types.is_numeric_dtype(y.dtype):
@@ -182,8 +195,23 @@ def score_model(
         )
     if y.isna().any():
         raise InvalidInput(f"target column {target!r} has missing values; drop or fill them first")
-    predicted = np.asarray(model.predict(X), dtype=float)
+    with _scoring(model, data_ref):
+        predicted = np.asarray(model.predict(X), dtype=float)
     return Scored(frame, y.to_numpy(dtype=float), None, predicted, "regression", None, data_ref)
+
+
+@contextmanager
+def _scoring(model: LoadedModel, data_ref: str) -> Iterator[None]:
+    """A model that raises on the data is a problem with the data, not a crash of keel
+    (``keel gate`` exits 1 to reject: a crash must not read as a verdict)."""
+    try:
+        yield
+    except KeelError:
+        raise
+    except Exception as exc:
+        raise InvalidInput(
+            f"{model.ref} could not score {data_ref}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _same_class(value: Any, cls: Any) -> bool:

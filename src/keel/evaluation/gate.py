@@ -49,6 +49,10 @@ class Decision:
     id: str = ""
     created_at: float = 0.0
 
+    def __post_init__(self) -> None:
+        # A numpy bool is not a bool: JSON writers would print it as the string "False".
+        self.promote = bool(self.promote)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -228,7 +232,7 @@ def gate(
         if se == 0:
             lower, p = diff, (0.0 if diff > pol.min_improvement else 1.0)
         else:
-            lower = diff - norm.ppf(pol.confidence) * se
+            lower = float(diff - norm.ppf(pol.confidence) * se)
             p = float(norm.sf((diff - pol.min_improvement) / se))
         primary.update(
             challenger=auc_a,
@@ -259,7 +263,7 @@ def gate(
         )
         if chosen == "value":
             primary.update(challenger_total=float(np.sum(la)), champion_total=float(np.sum(lb)))
-    passed = primary["lower_bound"] > pol.min_improvement
+    passed = bool(primary["lower_bound"] > pol.min_improvement)
     reasons = []
     if passed:
         reasons.append(
@@ -372,7 +376,7 @@ def _guardrail(
             "reason": f"guardrail {g.metric} {where} cannot be computed (one class only, or no probabilities)",
         }
     regression = (vb - va) if HIGHER_IS_BETTER.get(g.metric, True) else (va - vb)
-    ok = regression <= g.max_regression
+    ok = bool(regression <= g.max_regression)
     reason = (
         f"guardrail {g.metric} {where}: challenger {va:.6g} vs champion {vb:.6g} "
         f"({'within' if ok else 'regresses beyond'} {g.max_regression:g})"

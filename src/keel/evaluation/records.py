@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from keel.registry.lineage import evaluation_summary
 from keel.registry.versions import version_pk
 from keel.store.db import actor, evaluations, object_refs
+from keel.store.jsondoc import plain
 
 if TYPE_CHECKING:
     from keel.registry.versions import ModelVersion
@@ -29,7 +31,7 @@ def record_evaluation(
 ) -> str:
     """Store ``result.to_dict()`` as an object and its record; returns the record id."""
     doc = result.to_dict() if hasattr(result, "to_dict") else result
-    blob = json.dumps(doc, sort_keys=True, default=str, allow_nan=True).encode()
+    blob = json.dumps(doc, sort_keys=True, default=plain, allow_nan=True).encode()
     with ws.writing_objects():
         oid = ws.objects.put(blob)
         ws.objects.commit()
@@ -52,7 +54,7 @@ def record_evaluation(
                     model_version_id=version_pk(conn, model),
                     against_version_id=version_pk(conn, against) if against is not None else None,
                     dataset_version_id=dataset_version_id,
-                    summary=json.dumps(headline, sort_keys=True, default=str),
+                    summary=json.dumps(headline, sort_keys=True, default=plain),
                     result_oid=oid,
                     created_at=time.time(),
                     created_by=actor(),
@@ -88,7 +90,7 @@ def evaluations_of(ws: Workspace, model: ModelVersion) -> list[dict[str, Any]]:
         {
             "id": r.id,
             "kind": r.kind,
-            "summary": json.loads(r.summary),
+            "summary": evaluation_summary(r.summary),
             "created_at": r.created_at,
             "result": r.result_oid,
         }

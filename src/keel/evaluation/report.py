@@ -12,6 +12,8 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+from keel.store.jsondoc import plain
+
 if TYPE_CHECKING:
     from keel.evaluation.evaluation import Evaluation
     from keel.evaluation.gate import Decision
@@ -158,7 +160,7 @@ def write_report(
             pio.to_html(fig, full_html=False, include_plotlyjs="inline" if i == 0 else False)
         )
     parts.append(
-        f"<script type='application/json' id='keel-evaluation'>{html.escape(json.dumps(ev.to_dict(), default=str))}</script>"
+        f"<script type='application/json' id='keel-evaluation'>{html.escape(json.dumps(ev.to_dict(), default=plain))}</script>"
     )
     parts.append("</body></html>")
     target = os.fspath(path)

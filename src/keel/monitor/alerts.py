@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from keel.errors import InvalidInput
+from keel.store.jsondoc import plain
 
 __all__ = ["Alerter", "Delivery", "check_url", "post_json"]
 
@@ -78,7 +79,7 @@ def post_json(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Delivery:
     """POST ``doc`` as JSON to ``url``; retry transient failures with exponential backoff."""
-    body = json.dumps(doc, default=str).encode()
+    body = json.dumps(doc, default=plain).encode()
     started = time.perf_counter()
     result = Delivery(url=url, ok=False, attempts=0)
     for attempt in range(1, tries + 1):
@@ -146,7 +147,7 @@ class Alerter:
         if self.file is None:
             return
         with self._lock, self.file.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(line, default=str, sort_keys=True) + "\n")
+            fh.write(json.dumps(line, default=plain, sort_keys=True) + "\n")
 
     def send(self, alert: dict[str, Any]) -> None:
         """Record ``alert`` in the file now; deliver it to each URL in the background."""

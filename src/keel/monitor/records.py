@@ -10,6 +10,7 @@ from sqlalchemy import and_, select
 
 from keel.registry.versions import version_pk
 from keel.store.db import actor, drift_reports, model_versions, models, object_refs
+from keel.store.jsondoc import plain
 
 if TYPE_CHECKING:
     from keel.monitor.report import DriftReport
@@ -24,7 +25,7 @@ def record_report(ws: Workspace, report: DriftReport, reference: Side, current: 
     from keel.data.catalog import version_id
 
     doc = report.to_dict()
-    blob = json.dumps(doc, sort_keys=True, default=str).encode()
+    blob = json.dumps(doc, sort_keys=True, default=plain).encode()
     with ws.writing_objects():
         oid = ws.objects.put(blob)
         ws.objects.commit()
@@ -46,7 +47,7 @@ def record_report(ws: Workspace, report: DriftReport, reference: Side, current: 
                     reference=report.reference[:1000],
                     current=report.current[:1000],
                     status=report.status,
-                    summary=json.dumps(report.summary(), sort_keys=True, default=str),
+                    summary=json.dumps(report.summary(), sort_keys=True, default=plain),
                     result_oid=oid,
                     created_at=report.created_at,
                     created_by=actor(),

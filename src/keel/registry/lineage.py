@@ -12,7 +12,7 @@ from keel.store.db import model_versions, models, run_inputs, runs
 if TYPE_CHECKING:
     from keel.workspace import Workspace
 
-__all__ = ["lineage"]
+__all__ = ["evaluation_summary", "lineage"]
 
 
 def _node(kind: str, ref: str, **attrs: Any) -> dict[str, Any]:
@@ -134,8 +134,6 @@ def lineage(ws: Workspace, ref: str) -> dict[str, Any]:
 
 def _judgements(ws: Workspace, mv: Any) -> list[dict[str, Any]]:
     """Evaluations and gate decisions of ``mv`` (the evaluation package writes them)."""
-    import json
-
     from keel.store.db import evaluations
 
     with ws.db.read() as conn:
@@ -151,4 +149,22 @@ def _judgements(ws: Workspace, mv: Any) -> list[dict[str, Any]]:
             )
             .order_by(evaluations.c.created_at)
         ).all()
-    return [{"id": r.id, "kind": r.kind, "summary": json.loads(r.summary)} for r in rows]
+    return [{"id": r.id, "kind": r.kind, "summary": evaluation_summary(r.summary)} for r in rows]
+
+
+def evaluation_summary(text: str) -> dict[str, Any]:
+    """An evaluation record's summary, with the verdict as a real boolean.
+
+    Gate records written before the verdict was coerced to ``bool`` hold a numpy
+    verdict as the string "True" or "False", and any non-empty string reads as
+    true: those are normalised here.
+
+    >>> evaluation_summary('{"promote": "False", "metric": "auc"}')
+    {'promote': False, 'metric': 'auc'}
+    """
+    import json
+
+    doc: dict[str, Any] = json.loads(text)
+    if isinstance(doc.get("promote"), str):
+        doc["promote"] = doc["promote"].strip().lower() == "true"
+    return doc

@@ -94,6 +94,18 @@ class Signature:
         )
         return cls(columns=columns, output=doc.get("output", {}))
 
+    def describe(self, limit: int = 12) -> str:
+        """The inputs in one line, for error messages.
+
+        >>> Signature(columns=(ColumnSpec("x", "float"), ColumnSpec("plan", "string", True))).describe()
+        'x float, plan string (nullable)'
+        """
+        if self.is_tensor:
+            return f"a {self.tensor_dtype} tensor of width {self.tensor_width}"
+        shown = [f"{c.name} {c.type}{' (nullable)' if c.nullable else ''}" for c in self.columns]
+        more = f", … ({len(shown) - limit} more)" if len(shown) > limit else ""
+        return ", ".join(shown[:limit]) + more
+
     def enforce(self, inputs: Any) -> Any:
         """Check and convert ``inputs``; returns a DataFrame (columns) or an ndarray (tensor)."""
         return _enforce_tensor(self, inputs) if self.is_tensor else _enforce_columns(self, inputs)
