@@ -219,6 +219,23 @@ def test_remove_moves_head_back_and_refuses_materialize(ws, tmp_path):
     assert moves[0].message == "bad export"
 
 
+def test_a_dataset_with_every_version_removed_lists_when_that_happened(ws, tmp_path):
+    """Its head is gone with its last version; the listing said "20793d ago" (the epoch)."""
+    import time
+
+    from tests.conftest import run_keel
+
+    src = write_files(tmp_path / "d", {"a.txt": "1"})
+    keel.data.add(src, name="gone", workspace=ws)
+    keel.data.remove("gone@v1", workspace=ws)
+    [summary] = keel.data.list_datasets(workspace=ws)
+    assert summary.head is None and summary.versions == 1
+    assert time.time() - 60 < summary.updated_at <= time.time()
+    text = run_keel("data", "list", cwd=ws.root).stdout
+    row = next(line for line in text.splitlines() if line.startswith("gone"))
+    assert "d ago" not in row
+
+
 def test_to_pandas_reads_tables_back(ws, tmp_path):
     src = write_files(tmp_path / "d", {"part1.csv": "x,y\n1,a\n", "part2.csv": "x,y\n2,b\n"})
     v = keel.data.add(src, name="t", workspace=ws)

@@ -7,6 +7,7 @@ import pytest
 from keel.deploy import (
     Guardrails,
     current_deployment,
+    declare_fields,
     deployment_history,
     end_deployment,
     promote_challenger,
@@ -26,6 +27,7 @@ def churn(ws):
 
 def test_start_status_and_stop(churn):
     assert routing_state(churn, "churn", "champion") == ("1", None)
+    declare_fields(churn, "churn", ["customer_id"])  # a key outside the signature: declared
     dep = start_deployment(
         churn, "churn", 2, mode="canary", share=0.2, key="customer_id", message="try v2"
     )
@@ -103,3 +105,22 @@ def test_on_postgresql(pg_ws):
     assert routing_state(pg_ws, "churn", "champion") == ("1", dep.id)
     promote_challenger(pg_ws, "churn")
     assert routing_state(pg_ws, "churn", "champion") == ("2", None)
+
+
+def test_a_key_outside_the_signature_needs_a_declaration(churn):
+    """No server accepts an undeclared field: a canary keyed on it would refuse every client."""
+    with pytest.raises(InvalidInput, match=r"--extra-field session"):
+        start_deployment(churn, "churn", 2, mode="canary", key="session")
+    assert current_deployment(churn, "churn") is None
+    declare_fields(churn, "churn", ["session"])
+    declare_fields(churn, "churn", ["session", "region"])  # a union; written once per new field
+    from keel.deploy import declared_fields
+    from keel.store.db import history
+
+    assert declared_fields(churn, "churn") == ("region", "session")
+    with churn.db.read() as conn:
+        moves = history(conn, "serve.fields", "churn")
+    assert [m.message for m in moves] == ["servers accept region", "servers accept session"]
+    assert start_deployment(churn, "churn", 2, mode="canary", key="session").key == "session"
+    with pytest.raises(InvalidInput, match="extra-field ''"):
+        declare_fields(churn, "churn", [" "])

@@ -128,8 +128,9 @@ def test_help_loads_no_heavy_library():
 
 
 def test_quickstart_runs_the_narrated_lifecycle(tmp_path):
-    result = run_keel("quickstart", "--rows", "2000", cwd=tmp_path)
+    result = run_keel("quickstart", "demo", "--rows", "2000", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    tmp_path = tmp_path / "demo"  # it made the folder and worked only there
     for phrase in (
         "churn@v1",
         "unchanged: churn@v1",
@@ -152,5 +153,52 @@ def test_quickstart_runs_the_narrated_lifecycle(tmp_path):
     assert "PROMOTE" in result.stdout or "REJECT" in result.stdout
     assert (tmp_path / "eval.html").stat().st_size > 100_000  # plotly inlined: opens offline
     assert (tmp_path / "monitor.html").stat().st_size > 100_000
+    # again in the same folder: refused, nothing touched
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     again = run_keel("quickstart", "--rows", "2000", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 2 and again.stdout == ""
+    assert again.stderr.count("\n") == 1 and "is not empty" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def _git(cwd, *args):
+    return subprocess.run(
+        ["git", "-c", "user.name=u", "-c", "user.email=u@example.com", *args],
+        cwd=cwd, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["project", "project/empty-subfolder"])
+def test_quickstart_never_touches_a_users_project(tmp_path, where):
+    """Run inside a project it used to overwrite train.py and .gitignore and commit on its branch."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text("print('my model')\n")
+    (project / ".gitignore").write_text("*.csv\n")
+    _git(project, "init", "-q")
+    _git(project, "add", ".")
+    _git(project, "commit", "-q", "-m", "mine")
+    head = _git(project, "rev-parse", "HEAD")
+    (tmp_path / where).mkdir(exist_ok=True)
+    done = run_keel("quickstart", "--rows", "2000", cwd=tmp_path / where)
+    if where == "project":
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("keel: error: the current folder is not empty")
+        assert sorted(p.name for p in project.iterdir()) == [".git", ".gitignore", "train.py"]
+    else:
+        # an empty folder inside a repository: the quickstart commits to a repository of its own
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / where / ".git").is_dir()
+    assert (project / "train.py").read_text() == "print('my model')\n"
+    assert (project / ".gitignore").read_text() == "*.csv\n"
+    assert _git(project, "rev-parse", "HEAD") == head
+    assert _git(project, "log", "--format=%an").split() == ["u"]
+
+
+def test_quickstart_refuses_a_file_for_its_folder_and_too_few_rows(tmp_path):
+    (tmp_path / "taken").write_text("x")
+    done = run_keel("quickstart", "taken", cwd=tmp_path)
+    assert done.returncode == 2 and "taken is a file" in done.stderr
+    few = run_keel("quickstart", "new", "--rows", "200", cwd=tmp_path)
+    assert few.returncode == 2 and "--rows" in few.stderr
+    assert not (tmp_path / "new").exists()

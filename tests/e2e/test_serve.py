@@ -221,11 +221,11 @@ def test_feedback_is_idempotent_and_first_wins(shared: Server) -> None:
     preds = r.json["predictions"]
 
     single = shared.feedback({"prediction_id": ids[0], "outcome": 1})
-    assert (single.status, single.json) == (200, {"accepted": 1})
+    assert (single.status, single.json) == (200, {"accepted": 1, "refused": 0})
     batch = shared.feedback(
         {"outcomes": [{"prediction_id": pid, "outcome": k % 2} for k, pid in enumerate(ids[1:5])]}
     )
-    assert (batch.status, batch.json) == (200, {"accepted": 4})
+    assert (batch.status, batch.json) == (200, {"accepted": 4, "refused": 0})
     # the same outcome again, then a different one for an answered id: the first wins
     assert shared.feedback({"prediction_id": ids[0], "outcome": 1}).status == 200
     assert shared.feedback({"prediction_id": ids[1], "outcome": 1}).status == 200

@@ -329,7 +329,7 @@ def test_feedback_needs_the_token_off_loopback(root: Path) -> None:
         for wrong in ("Bearer nope", f"Basic {token}", token, f"Bearer {token}x", "Bearer "):
             refused(server.feedback(outcome, headers={"Authorization": wrong}), 401)
         ok = server.feedback(outcome, headers={"Authorization": f"Bearer {token}"})
-        assert (ok.status, ok.json) == (200, {"accepted": 1})
+        assert (ok.status, ok.json) == (200, {"accepted": 1, "refused": 0})
         wait_for_log(root, 1, stream="outcomes")
         time.sleep(1.2)
         assert len(log_rows(root, "outcomes")) == 1

@@ -89,3 +89,39 @@ def test_value_per_arm_with_an_interval_and_offline_definitions(ws):
 def test_no_logs_is_empty(ws):
     assert join("churn", workspace=ws).empty
     assert online_results(ws, "churn").arms == []
+
+
+def test_an_accuracy_interval_stays_inside_0_and_1(ws):
+    """49 of 50 right: the normal interval reached 1.008; Wilson's stays below 1."""
+    truth = np.ones(50)
+    predicted = truth.copy()
+    predicted[0] = 0
+    log_predictions(ws, 1, "champion", predicted)
+    log_outcomes(ws, [f"p{i}" for i in range(50)], truth.tolist())
+    arm = online_results(ws, "churn").arm("champion")
+    assert arm.metric == "accuracy" and arm.metric_value == pytest.approx(0.98)
+    lo, hi = arm.metric_interval
+    assert 0.89 < lo < 0.98 < hi < 1.0
+
+
+def test_online_decisions_are_taken_at_the_offline_threshold(ws):
+    """Online accuracy at 0.5 beside offline accuracy at an optimized threshold compared two
+    different decision rules; both are now at the offline evaluation's threshold."""
+    import pandas as pd
+
+    import keel
+    from tests.evaluation.helpers import ColumnScore, log
+
+    rng = np.random.default_rng(4)
+    truth = rng.integers(0, 2, 400)
+    scores = np.clip(0.25 + 0.3 * truth + rng.normal(0, 0.15, 400), 0, 1)
+    frame = pd.DataFrame({"s": scores, "y": truth})
+    assert log(ws, ColumnScore("s"), "churn", frame[["s"]]) == "churn/v1"
+    ev = keel.evaluate("churn/v1", data=frame, target="y", workspace=ws, threshold=0.4)
+    assert ev.threshold == 0.4
+    log_predictions(ws, 1, "champion", (scores >= 0.5).astype(int), scores=scores.tolist())
+    log_outcomes(ws, [f"p{i}" for i in range(400)], truth.astype(float).tolist())
+    arm = online_results(ws, "churn").arm("champion")
+    assert arm.threshold == 0.4
+    assert arm.metric_value == pytest.approx(((scores >= 0.4) == truth).mean())
+    assert arm.metric_value == pytest.approx(ev.metrics["accuracy"])  # the same rows, one rule

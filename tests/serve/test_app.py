@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from keel.deploy import Guardrails, current_deployment, deployment_history, start_deployment
+from keel.deploy import (
+    Guardrails,
+    current_deployment,
+    declare_fields,
+    deployment_history,
+    start_deployment,
+)
 from keel.registry.versions import promote, rollback
 from tests.serve.helpers import ROW
 
@@ -179,7 +185,7 @@ def test_feedback_is_idempotent_and_refuses_malformed_ids(fresh, client_for):
     client = client_for(fresh)
     ids = client.post("/predict", json={"inputs": [ROW, ROW]}).json()["prediction_ids"]
     first = client.post("/feedback", json={"outcomes": [{"prediction_id": ids[0], "outcome": 1}]})
-    assert first.json() == {"accepted": 1}
+    assert first.json() == {"accepted": 1, "refused": 0}
     again = client.post("/feedback", json={"prediction_id": ids[0], "outcome": 0})
     assert again.status_code == 200
     unknown = ids[1].replace(ids[1][:4], "0000")
@@ -203,6 +209,36 @@ def test_feedback_is_idempotent_and_refuses_malformed_ids(fresh, client_for):
     joined = join("churn", workspace=fresh)
     assert list(joined["prediction_id"]) == [ids[0]]
     assert joined["outcome"].tolist() == [1.0]  # the first answer wins; the second is ignored
+
+
+@pytest.mark.parametrize("wrong", ["benign", 0.7, 5, -1, "1", ""])
+def test_outcomes_must_be_one_of_the_models_classes(fresh, client_for, wrong):
+    """Any value used to be stored, and one label then made deploy status say accuracy 0."""
+    from keel.evaluation.online import join
+
+    client = client_for(fresh)
+    ids = client.post("/predict", json={"inputs": [ROW, ROW, ROW]}).json()["prediction_ids"]
+    bad = client.post(
+        "/feedback",
+        json={"outcomes": [{"prediction_id": ids[0], "outcome": 1}, {"prediction_id": ids[1], "outcome": wrong}]},
+    )
+    assert bad.status_code == 422, bad.text
+    body = bad.json()
+    assert (body["accepted"], body["refused"]) == (0, 2)
+    [problem] = body["problems"]
+    assert problem["prediction_id"] == ids[1] and problem["row"] == 1
+    assert f"outcome of {ids[1]}: expected one of the classes 0, 1, got {wrong!r}" in problem["message"]
+    good = client.post(
+        "/feedback",
+        json={"outcomes": [{"prediction_id": ids[0], "outcome": 1}, {"prediction_id": ids[2], "outcome": True}]},
+    )
+    assert good.json() == {"accepted": 2, "refused": 0}
+    metrics = client.get("/metrics").text
+    assert 'keel_outcomes_refused_total{model="churn"} 2.0' in metrics
+    assert 'keel_outcomes_total{model="churn"} 2.0' in metrics
+    runtime(client).writer.flush()
+    joined = join("churn", workspace=fresh)
+    assert sorted(joined["outcome"].tolist()) == [1.0, 1.0]  # nothing of the refused request
 
 
 def test_feedback_needs_the_token_when_one_is_set(world, client_for):
@@ -257,6 +293,7 @@ def test_shadow_scores_every_request_and_answers_none(fresh, client_for):
 
 
 def test_canary_routes_by_sticky_key(fresh, client_for):
+    declare_fields(fresh, "churn", ["customer_id"])  # `keel serve --extra-field customer_id`
     start_deployment(fresh, "churn", 2, mode="canary", share=0.3, key="customer_id")
     client = client_for(fresh)
     seen: dict[str, set[str]] = {}

@@ -61,10 +61,47 @@ def _churn_table(path: Path, rows: int, seed: int, shift: float = 0.0) -> None:
     )
 
 
+def _enter_empty_folder(directory: str) -> Path:
+    """Move into ``directory``, creating it; refuse one that holds anything.
+
+    The quickstart writes train.py, .gitignore and data/ and commits to a git
+    repository of its own: in a folder that holds a user's project it would
+    overwrite their files and commit on their branch.
+    """
+    import os
+
+    from keel.errors import InvalidInput
+
+    folder = Path(directory).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInput(f"{directory} is a file; keel quickstart needs an empty folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        where = "the current folder" if directory == "." else directory
+        raise InvalidInput(
+            f"{where} is not empty: keel quickstart writes files and commits to a git repository "
+            f"of its own, so it runs only in an empty folder (`keel quickstart NEW_FOLDER`, or "
+            f"`make demo` from keel's checkout)"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chdir(folder)
+    return folder.resolve()
+
+
 @click.command("quickstart")
-@click.option("--rows", default=20_000, show_default=True, help="Rows in the demo table.")
-def quickstart(rows: int) -> None:
-    """Walk through keel's lifecycle in the current folder, narrated."""
+@click.argument("directory", default=".", required=False)
+@click.option(
+    "--rows",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(min=2000),
+    help="Rows in the demo table (the canary alone meets 1,500 customers).",
+)
+def quickstart(directory: str, rows: int) -> None:
+    """Walk through keel's lifecycle in DIRECTORY (default: here), narrated.
+
+    DIRECTORY must be empty or new: the quickstart writes its own files there and
+    commits them to a git repository it creates."""
+    _enter_empty_folder(directory)
     from rich.console import Console
 
     from keel import data
@@ -269,8 +306,7 @@ def _tracking_chapter(
     Path("train.py").write_text(TRAIN_SCRIPT)
     Path("churn_model.py").write_text(MODEL_MODULE)
     Path(".gitignore").write_text(".keel/\ndata/\nrestored/\n*.npy\n__pycache__/\n")
-    if not Path(".git").exists():
-        _git("init", "-q")
+    _git("init", "-q")  # its own repository, never one the folder sits in
     _git("add", "train.py", "churn_model.py", ".gitignore")
     _git("commit", "-q", "-m", "train.py")
     with Path("train.py").open("a") as fh:  # an uncommitted change: still reproducible
@@ -493,16 +529,21 @@ def _serving_chapter(
     port = _free_port()
     say(
         "Serve it",
-        f"`keel serve churn` answers POST /predict (and the Open Inference Protocol v2 routes) "
-        f"with churn@champion on 127.0.0.1:{port}, checks every request against the model's "
-        "signature, and logs every prediction to Parquet under .keel/logs, off the request path.",
+        f"`keel serve churn --extra-field customer_id` answers POST /predict (and the Open "
+        f"Inference Protocol v2 routes) with churn@champion on 127.0.0.1:{port}, checks every "
+        "request against the model's signature (customer_id rides along, logged, never given "
+        "to the model), and logs every prediction to Parquet under .keel/logs, off the request "
+        "path.",
     )
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "keel.cli.main", "serve", "churn", "--port", str(port)],
+        [
+            *(sys.executable, "-m", "keel.cli.main", "serve", "churn"),
+            *("--port", str(port), "--extra-field", "customer_id"),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

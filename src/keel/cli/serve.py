@@ -117,9 +117,20 @@ def serve_cmd(
         extra_fields=tuple(extra_fields),
         token=os.environ.get("KEEL_SERVE_TOKEN") or None,
     )
-    from keel.serve.server import check_exposure
+    from keel.serve.server import check_exposure, check_port
 
     check_exposure(config)  # one error line, not the banner and then the error
+    check_port(config)
+    from keel.deploy.fields import declare_fields
+
+    declare_fields(ws, model, extra_fields)  # every server of the model accepts them from now on
+    if not served.signature:
+        click.echo(
+            f"keel: warning: {served.ref} has no signature (it was logged without an "
+            "input_example): requests are not checked before the model sees them, and one "
+            "it cannot score is refused with the model's own error",
+            err=True,
+        )
     click.echo(
         f"keel: serving {served.ref} ({model}@{alias}) on http://{host}:{port} with {workers} worker(s); "
         f"OpenAPI at /docs; Ctrl-C stops",
@@ -290,7 +301,8 @@ def status_cmd(model: str, since: str | None, value: str | None, as_json: bool) 
                     _fmt(a["latency_ms"]["p50"], 3),
                     _fmt(a["latency_ms"]["p99"], 3),
                     a["outcomes"],
-                    a["metric"] or "-",
+                    (a["metric"] or "-")
+                    + (f" @{a['threshold']:.3g}" if a.get("threshold") is not None else ""),
                     _fmt(a["value"]),
                     f"[{_fmt(a['interval'][0])}, {_fmt(a['interval'][1])}]"
                     if a["interval"]
@@ -301,6 +313,14 @@ def status_cmd(model: str, since: str | None, value: str | None, as_json: bool) 
                 )
                 for a in doc["arms"]
             ],
+        )
+    for a in doc["arms"]:
+        if a["errors"] and a.get("top_error"):
+            click.echo(f"{a['ref']} {a['arm']}: {a['errors']} errors, most often: {a['top_error']}")
+    if any(a.get("threshold") is not None for a in doc["arms"]):
+        click.echo(
+            "metric @t: decisions at the threshold t of the version's newest offline "
+            "evaluation, as its offline figure"
         )
     test = doc["test"]
     if test is not None:
@@ -400,10 +420,12 @@ def logs_cmd(
     model: str, since: str, limit: int, with_outcomes: bool, out: str | None, as_json: bool
 ) -> None:
     """Logged predictions of MODEL (newest first), from the log lake."""
+    from keel.registry.versions import require_model
     from keel.store.logs import parse_since
     from keel.workspace import connect
 
     ws = connect()
+    require_model(ws, model)
     start = None if since == "all" else parse_since(since)
     if with_outcomes:
         from keel.evaluation.online import join

@@ -146,9 +146,15 @@ def list_datasets(ws: Workspace) -> list[DatasetSummary]:
     from keel.store.db import pointers
 
     with ws.db.read() as conn:
-        counts: dict[int, int] = dict(
-            conn.execute(select(_V.dataset_id, func.count()).group_by(_V.dataset_id)).all()
-        )
+        counts: dict[int, int] = {}
+        last_change: dict[int, float] = {}  # a head removed with its last version has no time
+        for ds_id, n, created, deleted in conn.execute(
+            select(
+                _V.dataset_id, func.count(), func.max(_V.created_at), func.max(_V.deleted_at)
+            ).group_by(_V.dataset_id)
+        ).all():
+            counts[ds_id] = int(n)
+            last_change[ds_id] = max(float(created or 0.0), float(deleted or 0.0))
         rows = conn.execute(
             select(datasets.c.id, datasets.c.name, pointers.c.target, pointers.c.updated_at)
             .select_from(datasets)
@@ -170,10 +176,10 @@ def list_datasets(ws: Workspace) -> list[DatasetSummary]:
                 DatasetSummary(
                     name,
                     int(target) if target else None,
-                    int(counts.get(ds_id, 0)),
+                    counts.get(ds_id, 0),
                     size,
                     files,
-                    float(updated or 0.0),
+                    float(updated or last_change.get(ds_id, 0.0)),
                 )
             )
         return out

@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+from keel.deploy.fields import declare_fields, declared_fields
 from keel.deploy.guardrails import ArmWindow, Breach, GuardrailError, Guardrails, check
 from keel.deploy.records import (
     DEPLOYMENT,
@@ -42,6 +43,8 @@ __all__ = [
     "arm_for",
     "check",
     "current_deployment",
+    "declare_fields",
+    "declared_fields",
     "deployment_history",
     "end_deployment",
     "msprt",

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, or_, select
 
+from keel.deploy.fields import check_key
 from keel.deploy.guardrails import Guardrails
 from keel.errors import AlreadyExists, InvalidInput, NotFound
 from keel.registry.names import check_alias
+from keel.registry.versions import model_id
 from keel.store.db import (
     Event,
     actor,
@@ -21,7 +23,6 @@ from keel.store.db import (
     events,
     get_pointer,
     model_versions,
-    models,
     move_pointer,
     pointers,
 )
@@ -84,14 +85,6 @@ class Deployment:
             "created_at": self.created_at,
             "created_by": self.created_by,
         }
-
-
-def _model_id(conn: Connection, name: str, lock: bool = False) -> int:
-    query = select(models.c.id).where(models.c.name == name)
-    row = conn.execute(query.with_for_update() if lock else query).first()
-    if row is None:
-        raise NotFound(f"no model named {name!r}; `keel models list` shows the models")
-    return int(row[0])
 
 
 def _from_row(row: Any, model: str) -> Deployment:
@@ -162,7 +155,7 @@ def start_deployment(
     rails = guardrails if guardrails is not None else Guardrails.default()
 
     def txn(conn: Connection) -> Deployment:
-        mid = _model_id(conn, model, lock=True)
+        mid = model_id(conn, model, lock=True)
         row = conn.execute(
             select(model_versions.c.id).where(
                 and_(model_versions.c.model_id == mid, model_versions.c.number == challenger)
@@ -179,6 +172,13 @@ def start_deployment(
             raise InvalidInput(
                 f"v{challenger} is already {model}@{alias}; choose another version as challenger"
             )
+        if key is not None:
+            sig = conn.execute(
+                select(model_versions.c.signature).where(
+                    and_(model_versions.c.model_id == mid, model_versions.c.number == int(champion))
+                )
+            ).scalar()
+            check_key(conn, model, key, json.loads(sig) if sig else None)
         live = get_pointer(conn, DEPLOYMENT, model)
         if live is not None:
             raise AlreadyExists(
@@ -215,6 +215,7 @@ def start_deployment(
 def current_deployment(ws: Workspace, model: str) -> Deployment | None:
     """The live deployment of ``model``, or None."""
     with ws.db.read() as conn:
+        model_id(conn, model)  # a typo is "no model named", not "no live deployment"
         did = get_pointer(conn, DEPLOYMENT, model)
         return None if did is None else _load(conn, model, did)
 
@@ -229,7 +230,7 @@ def end_deployment(
     """
 
     def txn(conn: Connection) -> Event | None:
-        _model_id(conn, model, lock=True)
+        model_id(conn, model, lock=True)
         live = get_pointer(conn, DEPLOYMENT, model)
         if live is None:
             if only is not None:

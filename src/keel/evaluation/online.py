@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from keel.evaluation.proportion import wilson
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -27,6 +29,7 @@ __all__ = [
     "OnlineResult",
     "arm_utilities",
     "join",
+    "offline_threshold",
     "online_results",
     "outcome_from_dict",
 ]
@@ -135,6 +138,10 @@ class ArmResult:
     metric_value: float | None = None
     metric_interval: tuple[float, float] | None = None
     value_total: float | None = None
+    # The cut applied to logged scores: the version's newest offline evaluation's, so the online
+    # and offline numbers are at one threshold; None when the model's own labels were used.
+    threshold: float | None = None
+    top_error: str | None = None  # the most frequent error of the arm's failed requests
     utilities: Any = field(default=None, repr=False)  # per-row value / correctness, for the test
 
     @property
@@ -150,12 +157,14 @@ class ArmResult:
             "predictions": self.predictions,
             "errors": self.errors,
             "error_rate": self.error_rate,
+            "top_error": self.top_error,
             "latency_ms": {"p50": self.latency_p50_ms, "p99": self.latency_p99_ms},
             "outcomes": self.outcomes,
             "metric": self.metric,
             "value": self.metric_value,
             "interval": list(self.metric_interval) if self.metric_interval else None,
             "value_total": self.value_total,
+            "threshold": self.threshold,
             "metrics": self.metrics,
         }
 
@@ -176,7 +185,8 @@ SELECT version, arm, served,
        count(prediction_id) AS predictions,
        count(DISTINCT CASE WHEN error IS NOT NULL THEN request_id END) AS errors,
        quantile_cont(latency_ms, 0.5) AS p50,
-       quantile_cont(latency_ms, 0.99) AS p99
+       quantile_cont(latency_ms, 0.99) AS p99,
+       mode(error) AS top_error
 FROM preds GROUP BY ALL ORDER BY served DESC, arm
 """
 
@@ -199,7 +209,9 @@ def online_results(
     db.register("preds", preds)
     db.register("outs", outs)
     arms: list[ArmResult] = []
-    for version, arm, served, requests, npred, errors, p50, p99 in db.sql(_TRAFFIC).fetchall():
+    for version, arm, served, requests, npred, errors, p50, p99, top in db.sql(
+        _TRAFFIC
+    ).fetchall():
         arms.append(
             ArmResult(
                 int(version),
@@ -210,6 +222,7 @@ def online_results(
                 int(errors),
                 _num(p50),
                 _num(p99),
+                top_error=str(top) if top is not None else None,
             )
         )
     joined = db.sql(_JOIN.format(how="INNER")).df()
@@ -222,27 +235,55 @@ def online_results(
     from statistics import NormalDist
 
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    cuts: dict[int, float | None] = {}
     for result in arms:
         rows = joined[(joined["version"] == result.version) & (joined["arm"] == result.arm)]
         rows = rows[rows["served"] == result.served]
         result.outcomes = len(rows)
         if not len(rows):
             continue
-        utilities, name, metrics, value_total = arm_utilities(rows, outcome)
+        if result.version not in cuts:
+            cuts[result.version] = offline_threshold(ws, model, result.version)
+        utilities, name, metrics, value_total, used = arm_utilities(
+            rows, outcome, cuts[result.version]
+        )
         result.metrics, result.metric, result.utilities = metrics, name, utilities
-        result.value_total = value_total
+        result.value_total, result.threshold = value_total, used
         u = np.asarray(utilities, dtype=float)
         mean = float(u.mean())
-        half = z * float(u.std(ddof=1)) / math.sqrt(len(u)) if len(u) > 1 else math.inf
-        result.metric_value, result.metric_interval = mean, (mean - half, mean + half)
+        if name == "accuracy":  # a proportion: an interval inside [0, 1]
+            result.metric_value, result.metric_interval = mean, wilson(float(u.sum()), len(u), z)
+        else:
+            half = z * float(u.std(ddof=1)) / math.sqrt(len(u)) if len(u) > 1 else math.inf
+            result.metric_value, result.metric_interval = mean, (mean - half, mean + half)
     return OnlineResult(arms, unmatched, total - distinct)
 
 
+def offline_threshold(ws: Workspace, model: str, version: int) -> float | None:
+    """The decision threshold of the newest offline evaluation of ``model/v{version}``."""
+    from keel.errors import NotFound
+    from keel.evaluation.records import evaluations_of
+    from keel.registry.versions import resolve_model
+
+    try:
+        mv = resolve_model(ws, f"{model}/v{version}")
+    except NotFound:  # a log written by hand, or a version since removed
+        return None
+    for e in evaluations_of(ws, mv):
+        if e["kind"] == "evaluation":
+            cut = e["summary"].get("threshold")
+            return float(cut) if isinstance(cut, int | float) else None
+    return None
+
+
 def arm_utilities(
-    rows: pd.DataFrame, outcome: Outcome | None
-) -> tuple[Any, str, dict[str, float | None], float | None]:
+    rows: pd.DataFrame, outcome: Outcome | None, threshold: float | None = None
+) -> tuple[Any, str, dict[str, float | None], float | None, float | None]:
     """Per-row utility (value, else correctness, else negative absolute error), its name,
-    the standard metrics and the total value."""
+    the standard metrics, the total value, and the threshold the decisions were taken at.
+
+    With ``threshold`` and a score logged for every row of a 0/1 classifier, the decisions
+    are ``score >= threshold`` (as offline); otherwise the model's own labels."""
     import numpy as np
 
     from keel.evaluation.metrics import compute_metrics
@@ -252,7 +293,7 @@ def arm_utilities(
         predicted = rows["label"].astype(str).to_numpy()
         truth = rows["outcome_label"].fillna(rows["outcome"].astype(str)).astype(str).to_numpy()
         correct = (predicted == truth).astype(float)
-        return correct, "accuracy", {"accuracy": float(correct.mean())}, None
+        return correct, "accuracy", {"accuracy": float(correct.mean())}, None, None
     predicted = rows["prediction"].to_numpy(dtype=float)
     truth = rows["outcome"].to_numpy(dtype=float)
     scores = rows["score"].to_numpy(dtype=float) if rows["score"].notna().all() else None
@@ -265,13 +306,16 @@ def arm_utilities(
         if (kind == "classification" or (kind is None and binary))
         else "regression"
     )
+    used = None
+    if task == "classification" and threshold is not None and scores is not None:
+        predicted, used = (scores >= threshold).astype(float), float(threshold)
     metrics = compute_metrics(task, truth, predicted, scores)
     if outcome is not None and hasattr(outcome, "per_row"):
         per_row = np.asarray(outcome.per_row(predicted, truth), dtype=float)
-        return per_row, "value per prediction", metrics, float(per_row.sum())
+        return per_row, "value per prediction", metrics, float(per_row.sum()), used
     if task == "classification":
-        return (predicted == truth).astype(float), "accuracy", metrics, None
-    return -np.abs(predicted - truth), "negative absolute error", metrics, None
+        return (predicted == truth).astype(float), "accuracy", metrics, None, used
+    return -np.abs(predicted - truth), "negative absolute error", metrics, None, None
 
 
 def _num(x: Any) -> float | None:

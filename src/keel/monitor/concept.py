@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from keel.evaluation.proportion import wilson
 from keel.monitor.detector import Parametrized, check_level, check_positive
 
 __all__ = ["ADWIN", "ChangeDetector", "ConceptDrift", "PageHinkley", "performance_by_chunk"]
@@ -124,16 +125,6 @@ class ConceptDrift:
         }
 
 
-def _wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = k / n
-    denom = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return float(mid - half), float(mid + half)
-
-
 def performance_by_chunk(
     truth: Any,
     predicted: Any,
@@ -161,7 +152,7 @@ def performance_by_chunk(
             continue
         if task == "classification":
             value = 1 - float(e.mean())
-            ci_lo, ci_hi = _wilson(len(e) - e.sum(), len(e))
+            ci_lo, ci_hi = wilson(len(e) - e.sum(), len(e), z=1.96)
         else:
             value = float(e.mean())
             se = float(e.std(ddof=1) / np.sqrt(len(e))) if len(e) > 1 else float("nan")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from keel.registry.flavors import MissingFramework, PythonModel
 from keel.registry.loading import FrameworkVersionWarning, LoadedModel
+from keel.registry.logging import NoSignatureWarning
 from keel.registry.names import ALIAS_RULE, ModelRef, check_alias, parse_model_ref
 from keel.registry.signature import Signature, SignatureError, infer_signature
 
@@ -24,6 +25,7 @@ __all__ = [
     "LoadedModel",
     "MissingFramework",
     "ModelRef",
+    "NoSignatureWarning",
     "PythonModel",
     "Signature",
     "SignatureError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from keel.registry.flavors import flavor_for
@@ -13,7 +14,11 @@ if TYPE_CHECKING:
     from keel.track.run import Run
     from keel.workspace import Workspace
 
-__all__ = ["log_model"]
+__all__ = ["NoSignatureWarning", "log_model"]
+
+
+class NoSignatureWarning(UserWarning):
+    """A model version was logged without a signature (no input example, none given)."""
 
 
 def _example_frame(example: Any) -> Any:
@@ -49,6 +54,14 @@ def log_model(
         except Exception:  # noqa: BLE001, S110 - the output spec is optional; the inputs are not
             pass
         signature = infer_signature(example, predictions, getattr(model, "classes_", None))
+    if signature is None:
+        warnings.warn(
+            f"{name}: no input_example or signature, so this version has no signature: "
+            "keel serve cannot check requests before the model sees them, nor /feedback the "
+            "outcomes (pass input_example=a few rows of the training inputs)",
+            NoSignatureWarning,
+            stacklevel=3,
+        )
     saved = chosen.save(model, example)
     store = ws.objects
     with ws.writing_objects():

@@ -44,9 +44,11 @@ __all__ = [
     "alias_history",
     "list_models",
     "model_aliases",
+    "model_id",
     "model_versions_of",
     "promote",
     "record_model_version",
+    "require_model",
     "resolve_model",
     "rollback",
     "set_alias",
@@ -147,11 +149,20 @@ def _version(
     )
 
 
-def _model_id(conn: Connection, name: str) -> int:
-    row = conn.execute(select(models.c.id).where(models.c.name == name)).first()
+def model_id(conn: Connection, name: str, *, lock: bool = False) -> int:
+    """The row id of model ``name``; ``lock`` holds its row until commit (PostgreSQL; SQLite
+    writers are serialized). A name no model has is :class:`NotFound`, never "nothing there"."""
+    query = select(models.c.id).where(models.c.name == name)
+    row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
         raise NotFound(f"no model named {name!r}; `keel models list` shows the models")
     return int(row[0])
+
+
+def require_model(ws: Workspace, name: str) -> None:
+    """Raise :class:`NotFound` unless a model is named ``name`` (so a typo is not "no data")."""
+    with ws.db.read() as conn:
+        model_id(conn, name)
 
 
 def version_pk(conn: Connection, mv: Any) -> int:
@@ -166,17 +177,27 @@ def version_pk(conn: Connection, mv: Any) -> int:
     )
 
 
+def _alias_of(column: Any, name: str) -> Any:
+    """``column`` names an alias of model ``name``: ``name@…``, with the case as written.
+
+    Not ``LIKE 'name@%'``: SQLite's LIKE ignores case, so ``Cancer`` would show the aliases and
+    the history of ``cancer``. Names are case-sensitive everywhere, as ``=`` compares them.
+    """
+    prefix = f"{name}@"
+    return func.substr(column, 1, len(prefix)) == prefix
+
+
 def model_aliases(conn: Connection, name: str) -> dict[str, int]:
     rows = conn.execute(
         select(pointers.c.name, pointers.c.target).where(
-            and_(pointers.c.kind == ALIAS, pointers.c.name.startswith(f"{name}@", autoescape=True))
+            and_(pointers.c.kind == ALIAS, _alias_of(pointers.c.name, name))
         )
     ).all()
     return {str(n).split("@", 1)[1]: int(t) for n, t in rows}
 
 
 def _load_version(conn: Connection, ws: Workspace, name: str, number: int) -> ModelVersion:
-    mid = _model_id(conn, name)
+    mid = model_id(conn, name)
     row = conn.execute(
         select(model_versions, runs.c.id.label("run_id"))
         .outerjoin(runs, runs.c.pk == _MV.run_pk)
@@ -196,7 +217,7 @@ def resolve_model(ws: Workspace, ref: str | ModelRef) -> ModelVersion:
         found = _resolve_fast(conn, ws, parsed)
         if found is not None:
             return found
-        mid = _model_id(conn, parsed.name)
+        mid = model_id(conn, parsed.name)
         if parsed.alias is not None:
             target = get_pointer(conn, ALIAS, f"{parsed.name}@{parsed.alias}")
             if target is None:
@@ -311,19 +332,11 @@ def set_alias(
     check_alias(alias)
 
     def txn(conn: Connection) -> Event | None:
-        _lock_model(conn, name)
+        model_id(conn, name, lock=True)
         _load_version(conn, ws, name, number)  # exists?
         return move_pointer(conn, ALIAS, f"{name}@{alias}", str(number), message, action)
 
     return ws.db.write(txn)
-
-
-def _lock_model(conn: Connection, name: str) -> int:
-    """The model's id, its row locked until commit (PostgreSQL; SQLite writers are serialized)."""
-    row = conn.execute(select(models.c.id).where(models.c.name == name).with_for_update()).first()
-    if row is None:
-        raise NotFound(f"no model named {name!r}; `keel models list` shows the models")
-    return int(row[0])
 
 
 def promote(
@@ -333,7 +346,7 @@ def promote(
     check_alias(alias)
 
     def txn(conn: Connection) -> list[Event]:
-        _lock_model(conn, name)
+        model_id(conn, name, lock=True)
         _load_version(conn, ws, name, number)
         before = get_pointer(conn, ALIAS, f"{name}@{alias}")
         moved = []
@@ -405,7 +418,7 @@ def rollback(ws: Workspace, name: str, alias: str = "champion", message: str = "
     check_alias(alias)
 
     def txn(conn: Connection) -> Event:
-        _lock_model(conn, name)
+        model_id(conn, name, lock=True)
         key = f"{name}@{alias}"
         top = _top_two(conn, key)
         if len(top) < 2:
@@ -428,11 +441,11 @@ def rollback(ws: Workspace, name: str, alias: str = "champion", message: str = "
 def alias_history(ws: Workspace, name: str) -> list[Event]:
     """Every move of every alias of ``name``, newest first."""
     with ws.db.read() as conn:
-        _model_id(conn, name)
+        model_id(conn, name)
         rows = conn.execute(
             select(events)
             .where(
-                and_(events.c.kind == ALIAS, events.c.name.startswith(f"{name}@", autoescape=True))
+                and_(events.c.kind == ALIAS, _alias_of(events.c.name, name))
             )
             .order_by(events.c.id.desc())
         ).all()
@@ -442,7 +455,7 @@ def alias_history(ws: Workspace, name: str) -> list[Event]:
 def model_versions_of(ws: Workspace, name: str) -> list[ModelVersion]:
     """Every version of ``name``, newest first, with its aliases."""
     with ws.db.read() as conn:
-        mid = _model_id(conn, name)
+        mid = model_id(conn, name)
         aliases = model_aliases(conn, name)
         by_number: dict[int, list[str]] = {}
         for a, n in aliases.items():

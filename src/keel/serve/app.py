@@ -13,6 +13,7 @@ import math
 import os
 import random
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
@@ -20,6 +21,7 @@ from fastapi import FastAPI, Request, Response
 from keel.deploy.routing import arm_for
 from keel.errors import InvalidInput, KeelError
 from keel.serve.inputs import Batch, MalformedBody, TooLarge, decode_json, parse_inputs, to_frame
+from keel.serve.outcomes import ExpectedOutcome, OutcomesRefused
 
 if TYPE_CHECKING:
     from keel.serve.config import ServeConfig
@@ -33,6 +35,13 @@ class ModelFailed(KeelError):
     """The model raised while predicting."""
 
     http_status = 500
+
+
+class Unscorable(InvalidInput):
+    """A model without a signature raised on a request: nothing checked the inputs first, so the
+    request, not the server, is the likelier fault (422, and no error for the guardrails)."""
+
+    http_status = 422
 
 
 class Unauthorized(KeelError):
@@ -132,7 +141,7 @@ class Server:
         self.writer = runtime.writer
         self.model = config.model
         self._dumps = orjson.dumps
-        self._extras = tuple(config.extra_fields)
+        self.key_refusals: deque[tuple[float, str, str]] = deque(maxlen=10_000)
 
     async def read(self, request: Request, route: str) -> Any:
         length = request.headers.get("content-length")
@@ -169,10 +178,13 @@ class Server:
                 champion.loaded.signature,
                 max_rows=self.config.max_batch,
                 key=key,
-                extras=self._extras if dep is None or dep.key is None else (*self._extras, dep.key),
+                extras=routing.extras if key is None else (*routing.extras, key),
             )
-        except InvalidInput:
+        except InvalidInput as exc:
             self.metrics.invalid.labels(self.model, route).inc()
+            problems = getattr(exc, "problems", None) or []
+            if key is not None and any(p.get("reason") == "missing_key" for p in problems):
+                self._missing_key(routing, key, now, started)
             raise
         rid = new_request_id(now)
         ids = [f"{rid}-{i}" for i in range(batch.rows)]
@@ -223,6 +235,37 @@ class Server:
             shadow = (routing, batch, frame, ids, rid, now)
         return doc_out, shadow
 
+    def _missing_key(self, routing: Routing, key: str, now: float, started: float) -> None:
+        """A request without the live deployment's sticky key is the deployment's failure: an
+        error of the challenger's arm (its guardrails roll it back), in the log (so
+        ``keel deploy status`` and ``watch`` see it) and in /healthz (degraded)."""
+        challenger, dep = routing.challenger, routing.deployment
+        if challenger is None or dep is None:
+            return
+        elapsed = time.perf_counter() - started
+        self.metrics.error(challenger.version, "challenger", 422, elapsed)
+        window = routing.windows.get("challenger")
+        if window is not None:
+            window.record(latency_ms=elapsed * 1000, error=True, prediction=None)
+        why = MissingStickyKey(
+            f"refused: no {key!r} to route by (deployment {dep.id[:8]} routes by it)"
+        )
+        self._log_error(
+            routing, challenger, "challenger", new_request_id(now), now, elapsed, why, True
+        )
+        self.key_refusals.append((now, key, dep.id))
+
+    def health(self) -> tuple[str, str | None]:
+        """("ok" or "degraded", why): degraded while requests lacking the sticky key are refused."""
+        recent = [r for r in self.key_refusals if r[0] > time.time() - _DEGRADED_SECONDS]
+        if not recent:
+            return "ok", None
+        _, key, did = recent[-1]
+        return "degraded", (
+            f"{len(recent)} request(s) in the last {_DEGRADED_SECONDS:.0f} s had no {key!r}, the "
+            f"sticky key of deployment {did[:8]}, and were refused (422): clients must send it"
+        )
+
     def _frame_for(self, scorer: Scorer, champion: Scorer, frame: Any) -> Any:
         if scorer.loaded.signature == champion.loaded.signature:
             return frame
@@ -241,6 +284,12 @@ class Server:
         try:
             return scorer(frame)
         except Exception as exc:
+            if scorer.loaded.signature is None:
+                self.metrics.invalid.labels(self.model, "predict").inc()
+                raise Unscorable(
+                    f"{scorer.ref} could not score these inputs (it has no signature to check "
+                    f"them against): {type(exc).__name__}: {exc} (request {rid})"[:1000]
+                ) from exc
             elapsed = time.perf_counter() - started
             self.metrics.error(scorer.version, arm, 500, elapsed)
             window = routing.windows.get(arm)
@@ -415,6 +464,7 @@ class Server:
         ids: list[str] = []
         numbers: list[float | None] = []
         labels: list[str | None] = []
+        expected = self._expected_outcome()
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 problems.append(
@@ -449,35 +499,24 @@ class Server:
                         "message": f"outcomes[{i}].outcome: missing (a number, a boolean or a label)",
                     }
                 )
-            elif isinstance(value, bool) or (
-                isinstance(value, int | float) and math.isfinite(value)
-            ):
+            elif (kept := expected.check(value)) is not None:
                 ids.append(pid)
-                numbers.append(float(value))
-                labels.append(None)
-            elif isinstance(value, str) and value:
-                ids.append(pid)
-                numbers.append(None)
-                labels.append(value)
+                numbers.append(kept if isinstance(kept, float) else None)
+                labels.append(kept if isinstance(kept, str) else None)
             else:
                 problems.append(
                     {
                         "field": "outcome",
                         "row": i,
-                        "message": f"outcomes[{i}].outcome: expected a finite number, a boolean or a label, got {value!r}"[
-                            :200
+                        "prediction_id": pid,
+                        "message": f"outcomes[{i}].outcome of {pid}: expected {expected}, got {value!r}"[
+                            :240
                         ],
                     }
                 )
         if problems:
-            from keel.registry.signature import SignatureError
-
-            err = SignatureError(problems)
-            err.args = (
-                f"{len(problems)} of {len(items)} outcomes are malformed; none were stored: "
-                + "; ".join(str(p["message"]) for p in problems[:3]),
-            )
-            raise err
+            self.metrics.outcomes_refused.labels(self.model).inc(len(items))
+            raise OutcomesRefused(problems, len(items))
         now = time.time()
         n = len(ids)
         self.writer.append(
@@ -486,10 +525,24 @@ class Server:
             {"ts": [now] * n, "prediction_id": ids, "outcome": numbers, "outcome_label": labels},
         )
         self.metrics.outcomes.labels(self.model).inc(n)
-        return {"accepted": n}
+        return {"accepted": n, "refused": 0}
+
+    def _expected_outcome(self) -> ExpectedOutcome:
+        routing = self.runtime.routing
+        if routing is None:
+            return ExpectedOutcome(None, None)
+        scorers = [routing.champion] + ([routing.challenger] if routing.challenger else [])
+        return ExpectedOutcome.of([s.loaded for s in scorers])
 
 
 _NONE = object()
+_DEGRADED_SECONDS = 60.0
+
+
+class MissingStickyKey(InvalidInput):
+    """A request without the field the live deployment routes by."""
+
+    http_status = 422
 
 
 def _is_prediction_id(pid: str) -> bool:
@@ -620,6 +673,8 @@ def create_app(config: ServeConfig, workspace: Any = None) -> FastAPI:
         problems = getattr(exc, "problems", None)
         if problems:
             doc["problems"] = problems
+        if isinstance(exc, OutcomesRefused):
+            doc.update(accepted=exc.accepted, refused=exc.refused)
         return answer(doc, exc.http_status if exc.http_status < 600 else 500)
 
     @app.exception_handler(KeelError)
@@ -680,9 +735,11 @@ def create_app(config: ServeConfig, workspace: Any = None) -> FastAPI:
     async def healthz() -> Response:
         routing = ready_routing()
         dep = routing.deployment
+        status, reason = server.health()
         return answer(
             {
-                "status": "ok",
+                "status": status,
+                "reason": reason,
                 "model": routing.champion.ref,
                 "alias": f"{config.model}@{config.alias}",
                 "deployment": None

@@ -300,7 +300,9 @@ def parse_inputs(
                 {
                     "field": key,
                     "row": missing[0],
-                    "message": f"inputs[{missing[0]}].{key}: the sticky routing key is missing",
+                    "reason": "missing_key",
+                    "message": f"inputs[{missing[0]}].{key}: the sticky routing key is missing "
+                    "(a live deployment routes by it)",
                 }
             )
     if problems:

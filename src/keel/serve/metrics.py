@@ -88,6 +88,12 @@ class ServerMetrics:
         self.outcomes = Counter(
             "keel_outcomes", "Outcomes accepted through /feedback", ["model"], **kw
         )
+        self.outcomes_refused = Counter(
+            "keel_outcomes_refused",
+            "Outcomes refused by /feedback (not what the model answers, or malformed)",
+            ["model"],
+            **kw,
+        )
         gauge_kw = dict(kw, multiprocess_mode="livesum") if self.multiprocess else kw
         self.log_buffered = Gauge(
             "keel_log_buffered_rows", "Log rows waiting for the next flush", ["model"], **gauge_kw

@@ -44,6 +44,8 @@ class Routing:
     deployment: Deployment | None = None
     state: tuple[str | None, str | None] = (None, None)  # (alias target, deployment id)
     windows: dict[str, ArmWindow] = field(default_factory=dict)
+    # fields outside the signature to accept and log: --extra-field and every declared one
+    extras: tuple[str, ...] = ()
 
 
 class Runtime:
@@ -84,6 +86,7 @@ class Runtime:
         return scorer
 
     def _build(self, state: tuple[str | None, str | None]) -> Routing:
+        from keel.deploy.fields import declared_fields
         from keel.deploy.records import current_deployment
         from keel.errors import NotFound
 
@@ -99,7 +102,10 @@ class Runtime:
             deployment = None
         challenger = self._scorer(deployment.challenger) if deployment is not None else None
         windows = {"champion": ArmWindow(), "challenger": ArmWindow()} if deployment else {}
-        return Routing(champion, challenger, deployment, state, windows)
+        extras = tuple(
+            dict.fromkeys((*self.config.extra_fields, *declared_fields(self.ws, self.config.model)))
+        )
+        return Routing(champion, challenger, deployment, state, windows, extras)
 
     def start(self) -> None:
         """Load what the alias and the deployment name now, then watch them."""
@@ -107,6 +113,9 @@ class Runtime:
 
         if self.ready:
             return
+        from keel.deploy.fields import declare_fields
+
+        declare_fields(self.ws, self.config.model, self.config.extra_fields)
         self.routing = self._build(routing_state(self.ws, self.config.model, self.config.alias))
         self._limit_threads()
         self.writer.start()
@@ -183,7 +192,9 @@ class Runtime:
         if not breaches:
             return
         why = "; ".join(b.message for b in breaches)
-        self.routing = Routing(current.champion, None, None, (current.state[0], None))
+        self.routing = Routing(
+            current.champion, None, None, (current.state[0], None), extras=current.extras
+        )
         self.metrics.rollbacks.labels(self.config.model).inc()
         log.warning(
             "keel serve: guardrail breached, %s back to %s: %s",

@@ -38,6 +38,29 @@ def check_exposure(config: ServeConfig) -> None:
         )
 
 
+def check_port(config: ServeConfig) -> None:
+    """Refuse a port something else is listening on (before "serving …" is printed).
+
+    The probe binds as uvicorn will (``SO_REUSEADDR``), so a port left in TIME_WAIT by
+    a server that just stopped is free, as it is to uvicorn.
+    """
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((config.host, config.port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InvalidInput(
+                    f"port {config.port} on {config.host} is in use by another process: "
+                    "stop it, or choose another with --port"
+                ) from None
+            raise InvalidInput(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
+
+
 def plain_strings() -> None:
     """Text columns as Python objects, as pandas 2 made them, in the server process.
 
