@@ -114,9 +114,18 @@ def test_cbpe_says_when_it_is_not_trustworthy() -> None:
     truth_p = rng.beta(2, 2, 20_000)
     y = rng.random(20_000) < truth_p
     overconfident = np.clip(truth_p + (truth_p - 0.5), 0, 1)
-    est = estimate_performance(overconfident, overconfident, y)
-    assert not est.trustworthy and "not calibrated" in est.reason
+    raw = estimate_performance(overconfident, overconfident, y, calibrator="none")
+    assert not raw.trustworthy and "not calibrated" in raw.reason
+    # calibrated on the reference (the default), the same scores give a trustworthy estimate
+    fixed = estimate_performance(overconfident, overconfident, y)
+    realized = float(((overconfident >= 0.5) == y).mean())
+    assert fixed.trustworthy and abs(fixed.accuracy - realized) <= 0.01
+    assert fixed.calibrator in ("isotonic", "platt")
     assert not estimate_performance(truth_p).trustworthy  # no outcomes to check with
+    one_class = estimate_performance(truth_p, truth_p, np.ones(len(truth_p)))
+    assert not one_class.trustworthy and "one class" in one_class.reason
+    few = estimate_performance(truth_p, truth_p[:50], y[:50])
+    assert not few.trustworthy and "only 50 reference rows" in few.reason
 
 
 def test_drift_estimates_performance_when_the_current_table_has_no_target() -> None:

@@ -19,6 +19,8 @@ __all__ = [
     "CategoricalColumn",
     "Column",
     "NumericColumn",
+    "categorical_codes",
+    "column_from_codes",
     "column_from_profile",
     "column_from_series",
     "kind_of",
@@ -203,6 +205,33 @@ def column_from_series(series: Any, kind: str) -> Column:
         missing=count - len(values),
         counts={str(k): int(v) for k, v in counts.items()},
     )
+
+
+def categorical_codes(series: Any) -> tuple[Any, list[str]]:
+    """Integer codes of a Series' values (-1 for missing) and each code's label, as
+    :func:`column_from_series` names categories: so slices of one column can be counted
+    with ``numpy.bincount`` instead of summarised again."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    values = pd.Series(uniques)
+    if pd.api.types.is_bool_dtype(series.dtype):
+        labels = ["true" if b else "false" for b in values]
+    elif values.dtype == object:
+        labels = [_text(v) for v in values]
+    else:
+        labels = [str(v) for v in values.astype(str)]
+    return np.asarray(codes), labels
+
+
+def column_from_codes(codes: Any, labels: list[str]) -> CategoricalColumn:
+    """A categorical column from codes of :func:`categorical_codes` (a slice of them)."""
+    counts = np.bincount(codes[codes >= 0], minlength=len(labels))
+    merged: dict[str, int] = {}
+    for label, c in zip(labels, counts.tolist(), strict=True):
+        if c:
+            merged[label] = merged.get(label, 0) + int(c)
+    return CategoricalColumn(count=len(codes), missing=int((codes < 0).sum()), counts=merged)
 
 
 def _text(value: Any) -> str:

@@ -1,17 +1,22 @@
 """The decision rule: when a column has drifted, and how the report explains it.
 
-A column's distribution has drifted when the change is **real** (its test's
-p-value, corrected with Holm's method for every test in the report, is below
-``alpha``) **and large enough to matter** (its effect size reaches a calibrated
-threshold). With few rows the test decides: anything it finds significant is
-already larger than the threshold, and noise never is. With many rows every
-real difference is significant, so the effect size decides: a p-value alone
-would flag irrelevant wiggles at a million rows. New or vanished categories and
-missing-value rates are judged beside the distribution.
+A column's distribution has drifted when the change is **large enough to
+matter** (its effect size reaches a threshold) **and beyond what noise does**
+at these sample sizes. Noise is judged per column against ``false_alarm``
+(0.1 %): the column's test must give a p-value below it on its own, and below
+``alpha`` after Holm's correction for every test in the report. For categories
+the effect threshold itself is calibrated: the larger of what matters (0.05)
+and the Jensen–Shannon distance that two samples of one distribution, of these
+sizes and with this many categories, exceed once in a thousand checks. So the
+same rule holds for a window of 1,000 rows and one of 5,000,000, and for every
+chunk of a stream: with few rows noise decides (only changes noise cannot make
+count), with many rows the effect size decides (a p-value alone would flag
+irrelevant wiggles at a million rows). New or vanished categories and
+missing-value rates are judged beside the distribution, at the same level.
 
 >>> rule = DecisionRule()
->>> rule.numeric_effect, rule.categorical_effect.threshold
-(Wasserstein(threshold=0.05), 0.05)
+>>> rule.numeric_effect, rule.categorical_effect.threshold, rule.false_alarm
+(Wasserstein(threshold=0.05), 0.05, 0.001)
 """
 
 from __future__ import annotations
@@ -62,9 +67,13 @@ class DecisionRule:
     numeric_extra: list[Detector] = field(default_factory=_extra_numeric)
     alpha: float = 0.05
     min_rows: int = 30
+    # The chance that a column of one unchanged distribution is flagged, per column and
+    # per check (a report, or one chunk of a stream), at any sample size.
+    false_alarm: float = 0.001
 
     def __post_init__(self) -> None:
         self.alpha = check_level("alpha", self.alpha)
+        self.false_alarm = check_level("false_alarm", self.false_alarm, high=0.5)
         if int(self.min_rows) != self.min_rows or self.min_rows < 2:
             from keel.errors import InvalidInput
 
@@ -75,19 +84,24 @@ class DecisionRule:
     def explain(self) -> str:
         ne, ce = self.numeric_effect, self.categorical_effect
         return (
-            f"A column drifts when its change is both real and large enough to matter: "
-            f"the test's p-value ({_name(self.numeric_test)} for numbers, "
-            f"{_name(self.categorical_test)} for categories), corrected with Holm's method "
-            f"for all {{tests}} tests in this report, is below {self.alpha:g}, and the effect "
-            f"size reaches its threshold ({_name(ne)} >= {_threshold(ne):g} of a standard "
-            f"deviation for numbers, {_name(ce)} distance >= {_threshold(ce):g} for "
-            f"categories). Below {LARGE:,} rows a side the test decides (noise is large, so "
-            f"only significant changes count); above it the effect size decides (every real "
-            f"difference is significant at that size, so only large ones count). Also drift: "
-            f"new or vanished categories holding >= {_threshold(self.categories):.0%} of the "
-            f"rows, and a missing-value rate that moved by >= "
-            f"{_threshold(self.missing):.0%} (significant after correction). Columns with "
-            f"fewer than {self.min_rows} values on a side are 'not enough data', not drift."
+            f"A column drifts when its change is large enough to matter and beyond what noise "
+            f"does at its sample size: the effect size reaches its threshold "
+            f"({_name(ne)} >= {_threshold(ne):g} of a standard deviation for numbers; "
+            f"{_name(ce)} distance >= {_threshold(ce):g} for categories, or more when noise "
+            f"alone reaches that often: the threshold is the distance two samples of one "
+            f"distribution, of these sizes and with this many categories, exceed in "
+            f"{self.false_alarm:.1%} of checks), and the test ({_name(self.numeric_test)} "
+            f"for numbers, {_name(self.categorical_test)} for categories, rare categories "
+            f"pooled) gives p < {self.false_alarm:g} on its own and p < {self.alpha:g} after "
+            f"Holm's correction for all {{tests}} tests in this report. A column of an "
+            f"unchanged distribution is flagged in at most about {self.false_alarm:.1%} of "
+            f"checks at any size, and the report as a whole in at most {self.alpha:.0%}. "
+            f"Chunks of the current table are judged by the same rule, each at its own size. "
+            f"Also drift: new or vanished categories holding >= "
+            f"{_threshold(self.categories):.0%} of the rows, and a missing-value rate that "
+            f"moved by >= {_threshold(self.missing):.0%} (beyond noise at the same level). "
+            f"Columns with fewer than {self.min_rows} values on a side are 'not enough data', "
+            f"not drift."
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +113,7 @@ class DecisionRule:
             "categories": self.categories.to_dict(),
             "missing": self.missing.to_dict(),
             "alpha": self.alpha,
+            "false_alarm": self.false_alarm,
             "correction": "holm",
             "large_sample": LARGE,
             "min_rows": self.min_rows,

@@ -21,7 +21,14 @@ import numpy as np
 
 from keel.errors import InvalidInput
 from keel.monitor.cbpe import estimate_performance
-from keel.monitor.columns import Column, column_from_profile, column_from_series, kind_of
+from keel.monitor.columns import (
+    Column,
+    categorical_codes,
+    column_from_codes,
+    column_from_profile,
+    column_from_series,
+    kind_of,
+)
 from keel.monitor.concept import ChangeDetector, performance_by_chunk
 from keel.monitor.decision import DecisionRule
 from keel.monitor.feature import FeatureDrift, decide, score_feature
@@ -118,6 +125,7 @@ def drift(
     multivariate: bool = True,
     change_detector: ChangeDetector | None = None,
     chunks: int = 10,
+    chunk_size: int | None = None,
     workspace: Workspace | None = None,
     record: bool = True,
     seed: int = 0,
@@ -131,9 +139,19 @@ def drift(
     (``churn/v4``, ``churn@champion``: the dataset version it was trained on,
     through lineage) or a stored profile. With a workspace (given, or needed to
     resolve a reference), the report is recorded, linked to what it judged.
+
+    The current table is also judged in consecutive chunks (``chunks`` of them, or of
+    ``chunk_size`` rows each), by the same rule, each at its own size.
     """
     started = time.perf_counter()
     rule = rule or DecisionRule()
+    if int(chunks) != chunks or chunks < 0:
+        raise InvalidInput(f"invalid chunks {chunks!r}: expected a whole number of 0 or more")
+    if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < rule.min_rows):
+        raise InvalidInput(
+            f"invalid chunk_size {chunk_size!r}: expected a whole number of rows, "
+            f"at least {rule.min_rows}"
+        )
     used_ws: list[Workspace] = [workspace] if workspace is not None else []
 
     def ws() -> Workspace:
@@ -219,7 +237,9 @@ def drift(
                 f"{', '.join(missing[:10])}"
             )
     current_table = cur.table()
-    _over_time(judged, references, current_table, rule, chunks, seed)
+    report.over_time = _over_time(
+        judged, references, current_table, rule, chunks, chunk_size, seed
+    )
     if multivariate and kinds:
         ref_table = ref.table()
         if ref_table is None:
@@ -238,7 +258,20 @@ def drift(
     return report
 
 
-CHUNK_ROWS = 5_000  # rows of each chunk judged for the over-time view (a uniform sample)
+CHUNK_ROWS = 5_000  # numeric values of each chunk judged (a uniform sample of the chunk)
+
+
+def _chunk_bounds(n: int, chunks: int, chunk_size: int | None, min_rows: int) -> list[Any]:
+    """Row ranges of the chunks: ``chunk_size`` rows each (the rest a last, smaller chunk),
+    or ``chunks`` chunks of equal size."""
+    if chunk_size is not None:
+        starts = range(0, n, chunk_size)
+        bounds = [np.arange(s, min(s + chunk_size, n)) for s in starts]
+    else:
+        if chunks < 2:
+            return []
+        bounds = list(np.array_split(np.arange(n), chunks))
+    return [b for b in bounds if len(b) >= min_rows]
 
 
 def _over_time(
@@ -247,42 +280,75 @@ def _over_time(
     table: Any,
     rule: DecisionRule,
     chunks: int,
+    chunk_size: int | None,
     seed: int,
-) -> None:
-    """Each feature's effect statistic on ``chunks`` consecutive chunks of the current table
-    (in its order: time order with ``time_column``, log order for a window), so a report
-    shows since when a feature drifted, not only that it did."""
+) -> dict[str, Any] | None:
+    """Judge consecutive chunks of the current table (in its order: time order with
+    ``time_column``, log order for a window) by the same rule as the whole table, each at
+    its own size, so a report shows since when a feature drifted, not only that it did.
+
+    Returns what the chunks were and how many (feature, chunk) flags noise alone would
+    give; each feature's chunks land in its ``over_time``."""
     n = 0 if table is None else len(table)
-    if chunks < 2 or n < 2 * rule.min_rows:
-        return
+    if n < 2 * rule.min_rows:
+        return None
+    bounds = _chunk_bounds(n, chunks, chunk_size, rule.min_rows)
+    if not bounds:
+        return None
     rng = np.random.default_rng(seed)
-    bounds = [b for b in np.array_split(np.arange(n), chunks) if len(b) >= rule.min_rows]
+    parts: dict[str, list[Column]] = {}
     for name, f in judged.items():
         ref = references.get(name)
         if ref is None or f.status == "type changed" or f.method is None:
             continue
-        effect = rule.numeric_effect if ref.kind == "numeric" else rule.categorical_effect
-        if effect.name != f.method:
-            continue
         series = table[name]
-        for i, rows in enumerate(bounds):
-            picked = (
-                rows
-                if len(rows) <= CHUNK_ROWS
-                else np.sort(rng.choice(rows, CHUNK_ROWS, replace=False))
-            )
-            part = column_from_series(series.iloc[picked], ref.kind)
-            if part.n < rule.min_rows:
-                continue
-            f.over_time.append(
+        if ref.kind == "categorical":
+            codes, labels = categorical_codes(series)
+            parts[name] = [column_from_codes(codes[rows], labels) for rows in bounds]
+        else:
+            parts[name] = [
+                column_from_series(
+                    series.iloc[
+                        rows
+                        if len(rows) <= CHUNK_ROWS
+                        else np.sort(rng.choice(rows, CHUNK_ROWS, replace=False))
+                    ],
+                    "numeric",
+                )
+                for rows in bounds
+            ]
+    flagged = 0
+    for i, rows in enumerate(bounds):
+        verdicts = {
+            name: score_feature(name, references[name], cols[i], rule, light=True)
+            for name, cols in parts.items()
+        }
+        decide(list(verdicts.values()), rule)
+        for name, v in verdicts.items():
+            flagged += v.drifted
+            judged[name].over_time.append(
                 {
                     "chunk": i,
                     "first_row": int(rows[0]),
                     "rows": len(rows),
-                    "statistic": effect.score(ref, part).statistic,
-                    "threshold": f.threshold,
+                    "statistic": v.statistic,
+                    "threshold": v.threshold,
+                    "p_value": v.p_value,
+                    "status": v.status,
+                    "drifted": v.drifted,
+                    "reasons": v.reasons,
                 }
             )
+    checks = len(bounds) * len(parts)
+    return {
+        "chunks": len(bounds),
+        "chunk_rows": [len(b) for b in bounds],
+        "numeric_sample": CHUNK_ROWS,
+        "checks": checks,
+        "flagged": flagged,
+        "false_alarm": rule.false_alarm,
+        "expected_false_flags": checks * rule.false_alarm,
+    }
 
 
 def _performance(

@@ -11,6 +11,7 @@ from keel.monitor.categorical import aligned_counts
 from keel.monitor.columns import Column
 from keel.monitor.decision import LARGE, DecisionRule, holm
 from keel.monitor.detector import Score
+from keel.monitor.noise import js_noise
 
 __all__ = ["FeatureDrift", "decide", "score_feature"]
 
@@ -29,7 +30,9 @@ class FeatureDrift:
     drifted: bool = False
     method: str | None = None
     statistic: float | None = None
-    threshold: float | None = None
+    threshold: float | None = None  # what the effect must reach here: max(floor, noise)
+    floor: float | None = None  # the effect size that matters, whatever the sample size
+    noise_threshold: float | None = None  # the effect noise alone reaches at the rule's level
     test: str | None = None
     p_value: float | None = None  # corrected for every test in the report
     p_value_raw: float | None = None
@@ -54,6 +57,8 @@ class FeatureDrift:
             "method": self.method,
             "statistic": self.statistic,
             "threshold": self.threshold,
+            "floor": self.floor,
+            "noise_threshold": self.noise_threshold,
             "test": self.test,
             "p_value": self.p_value,
             "p_value_raw": self.p_value_raw,
@@ -70,9 +75,18 @@ class FeatureDrift:
 
 
 def score_feature(
-    name: str, reference: Column, current: Column, rule: DecisionRule, role: str = "feature"
+    name: str,
+    reference: Column,
+    current: Column,
+    rule: DecisionRule,
+    role: str = "feature",
+    *,
+    light: bool = False,
 ) -> FeatureDrift:
-    """Run every detector of ``rule`` that fits; the decision waits for :func:`decide`."""
+    """Run every detector of ``rule`` that fits; the decision waits for :func:`decide`.
+
+    ``light`` runs only what the decision needs (the effect, the test, missing values,
+    new categories): what each chunk of a stream is judged by."""
     f = FeatureDrift(name=name, kind=reference.kind, role=role)
     f.notes = [f"reference: {n}" for n in reference.notes] + [
         f"current: {n}" for n in current.notes
@@ -99,7 +113,7 @@ def score_feature(
         return f
     if reference.kind == "numeric":
         effect, test = rule.numeric_effect, rule.numeric_test
-        extra = [d for d in rule.numeric_extra if d.accepts(reference)]
+        extra = [] if light else [d for d in rule.numeric_extra if d.accepts(reference)]
         if reference.std == 0 and reference.n:
             f.notes.append(f"constant in the reference ({reference.min:g})")
     else:
@@ -109,10 +123,19 @@ def score_feature(
         f.scores[d.name] = d.score(reference, current)
     f.method, f.test = effect.name, test.name
     f.statistic = f.scores[effect.name].statistic
-    f.threshold = f.scores[effect.name].threshold
+    f.floor = f.scores[effect.name].threshold
+    f.threshold = f.floor
     f.p_value_raw = f.scores[test.name].p_value
-    f.regime = "effect size decides" if min(f.rows) >= LARGE else "test decides"
-    f.distribution = _distribution(reference, current)
+    cells = f.scores[effect.name].details.get("cells")
+    if reference.kind == "categorical" and cells is not None:
+        f.noise_threshold = js_noise(int(cells), reference.n, current.n, rule.false_alarm)
+        f.threshold = max(f.floor, f.noise_threshold)
+        noisy = f.noise_threshold > f.floor
+    else:
+        noisy = min(f.rows) < LARGE
+    f.regime = "test decides" if noisy else "effect size decides"
+    if not light:
+        f.distribution = _distribution(reference, current)
     return f
 
 
@@ -139,7 +162,11 @@ def decide(features: list[FeatureDrift], rule: DecisionRule) -> int:
         if "missing_rate" in f.scores:
             m = f.scores["missing_rate"]
             f.missing.update(m.details)
-            moved = m.statistic >= m.threshold and f.missing["p_value"] < rule.alpha
+            moved = (
+                m.statistic >= m.threshold
+                and f.missing["p_value"] < rule.alpha
+                and (m.p_value if m.p_value is not None else 1.0) < rule.false_alarm
+            )
             f.missing["drifted"] = moved
             if moved:
                 f.reasons.append(
@@ -147,21 +174,23 @@ def decide(features: list[FeatureDrift], rule: DecisionRule) -> int:
                 )
         if f.p_value is not None and f.statistic is not None and f.threshold is not None:
             big = f.statistic >= f.threshold
-            real = f.p_value < rule.alpha
+            raw_p = f.p_value_raw if f.p_value_raw is not None else 1.0
+            real = f.p_value < rule.alpha and raw_p < rule.false_alarm
             if big and real:
                 f.reasons.append(
-                    f"{f.method} {f.statistic:.4g} >= {f.threshold:g} "
+                    f"{f.method} {f.statistic:.4g} >= {f.threshold:.4g} "
                     f"and {f.test} p={f.p_value:.3g} < {rule.alpha:g}"
                 )
             elif real:
                 f.notes.append(
                     f"significant (p={f.p_value:.3g}) but small: {f.method} "
-                    f"{f.statistic:.4g} < {f.threshold:g}"
+                    f"{f.statistic:.4g} < {f.threshold:.4g}"
                 )
             elif big:
                 f.notes.append(
-                    f"{f.method} {f.statistic:.4g} >= {f.threshold:g} but not significant "
-                    f"(p={f.p_value:.3g}): too few rows to tell it from noise"
+                    f"{f.method} {f.statistic:.4g} >= {f.threshold:.4g} but not significant "
+                    f"(p={raw_p:.3g} on its own, {f.p_value:.3g} corrected): too few rows to "
+                    f"tell it from noise"
                 )
         cats = f.scores.get(rule.categories.name)
         if cats is not None and cats.drifted:

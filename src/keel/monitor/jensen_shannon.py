@@ -22,6 +22,7 @@ import numpy as np
 from keel.errors import InvalidInput
 from keel.monitor.categorical import aligned_counts
 from keel.monitor.detector import Detector, Score, check_positive
+from keel.monitor.noise import pool_sparse
 from keel.monitor.numeric import bin_shares
 
 __all__ = ["JensenShannon", "js_distance"]
@@ -43,21 +44,27 @@ def js_distance(p: Any, q: Any) -> float:
 
 class JensenShannon(Detector):
     """Jensen–Shannon distance against ``threshold``; numeric columns use ``bins``
-    equal-mass bins of the reference."""
+    equal-mass bins of the reference, categorical ones their categories, with those
+    expected fewer than ``min_expected`` times on the smaller side pooled into one cell
+    (their noise would otherwise dominate the distance of a small sample)."""
 
     name: ClassVar[str] = "jensen_shannon"
     kinds: ClassVar[tuple[str, ...]] = ("numeric", "categorical")
 
-    def __init__(self, threshold: float = 0.1, bins: int = 20) -> None:
+    def __init__(self, threshold: float = 0.1, bins: int = 20, min_expected: float = 5.0) -> None:
         self.threshold = check_positive("threshold", threshold)
         if int(bins) != bins or bins < 2:
             raise InvalidInput(f"invalid bins {bins!r}: expected a whole number of 2 or more")
         self.bins = int(bins)
+        self.min_expected = check_positive("min_expected", min_expected)
 
     def score(self, reference: Any, current: Any) -> Score:
+        details: dict[str, Any] = {}
         if reference.kind == "numeric":
             p, q = bin_shares(reference, current, self.bins)
         else:
             _, p, q = aligned_counts(reference, current)
+            p, q, pooled = pool_sparse(p, q, self.min_expected)
+            details = {"cells": len(p), "pooled": pooled}
         stat = js_distance(p, q)
-        return Score(self.name, stat, None, self.threshold, stat >= self.threshold)
+        return Score(self.name, stat, None, self.threshold, stat >= self.threshold, details)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from keel.monitor.detector import Detector, Score, check_level, check_positive
+from keel.monitor.noise import norm_sf
 
 __all__ = ["MissingRate"]
 
@@ -34,15 +35,13 @@ class MissingRate(Detector):
         self.alpha = check_level("alpha", alpha)
 
     def score(self, reference: Any, current: Any) -> Score:
-        from scipy import stats
-
         n1, n2 = reference.count, current.count
         r1 = reference.missing_rate
         r2 = current.missing_rate
         diff = abs(r2 - r1)
         pooled = (reference.missing + current.missing) / max(n1 + n2, 1)
         se = np.sqrt(pooled * (1 - pooled) * (1 / max(n1, 1) + 1 / max(n2, 1)))
-        p = 1.0 if se == 0 else float(2 * stats.norm.sf(diff / se))
+        p = 1.0 if se == 0 else 2 * norm_sf(float(diff / se))
         if se == 0 and diff > 0:
             p = 0.0
         return Score(

@@ -34,6 +34,8 @@ class DriftReport:
     reference_only: list[str] = field(default_factory=list)
     current_only: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # the chunks of the current table judged by the same rule, and the flags noise would give
+    over_time: dict[str, Any] | None = None
     model: str | None = None
     dataset: str | None = None
     created_at: float = 0.0
@@ -102,6 +104,7 @@ class DriftReport:
             "rule": {**self.rule.to_dict(), "tests": self.tests, "text": self.explanation()},
             "columns": {"reference_only": self.reference_only, "current_only": self.current_only},
             "features": {k: f.to_dict() for k, f in self.features.items()},
+            "over_time": self.over_time,
             "target": self.target.to_dict() if self.target else None,
             "prediction": self.prediction.to_dict() if self.prediction else None,
             "multivariate": self.multivariate.to_dict() if self.multivariate else None,
