@@ -56,6 +56,29 @@ def test_constant_columns() -> None:
     assert moved.drifted
 
 
+def test_a_level_the_reference_never_had_is_named() -> None:
+    ref = frame()
+    cur = frame()
+    cur.loc[: N // 10, "c"] = "z"  # a tenth of the rows in a level the reference never saw
+    c = keel.monitor.drift(ref, cur, multivariate=False).features["c"]
+    assert c.drifted and c.status == "drift"
+    assert any("new" in r and "z" in r for r in c.reasons), c.reasons
+    rare = frame()
+    rare.loc[0, "c"] = "z"  # one row: beneath what matters, named but not drift
+    quiet = keel.monitor.drift(frame(), rare, multivariate=False).features["c"]
+    assert not quiet.drifted
+
+
+def test_a_numeric_column_that_arrives_as_text_is_a_type_change() -> None:
+    cur = frame()
+    cur["x"] = cur["x"].map(lambda v: f"{v:.3f}")
+    report = keel.monitor.drift(frame(), cur, multivariate=False)
+    x = report.features["x"]
+    assert x.status == "type changed" and x.drifted
+    assert x.reasons == ["numeric in the reference, categorical in the current data"]
+    assert not report.features["c"].drifted
+
+
 def test_too_few_rows_is_not_enough_data_not_drift() -> None:
     report = keel.monitor.drift(frame(), frame(10).assign(x=100.0))
     assert report.status == "not enough data" and not report.drifted
