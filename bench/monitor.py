@@ -310,8 +310,23 @@ def env_for(tool: str) -> dict[str, str]:
 
 
 def run_worker(py: str, code: str, args: dict, tool: str) -> dict:
-    _, p = timed_run([py, "-c", code, json.dumps(args)], env=env_for(tool), check=True)
-    return parse_result(p.stdout)
+    wall, p = timed_run([py, "-c", code, json.dumps(args)], env=env_for(tool), check=True)
+    result = parse_result(p.stdout)
+    result["process"] = wall  # the whole process: start-up, imports, reading, the work
+    return result
+
+
+def keel_command(ref: Path, cur: Path) -> dict:
+    """`keel drift REF CUR --json`, the whole command as a user runs it (exit 1: drift)."""
+    wall, p = timed_run(
+        [str(Path(sys.executable).with_name("keel")), "drift", str(ref), str(cur), "--json"],
+        env=base_env(),
+        check=False,
+    )
+    if p.returncode not in (0, 1):
+        raise RuntimeError(f"keel drift exited {p.returncode}: {p.stderr.strip()[-300:]}")
+    doc = json.loads(p.stdout)
+    return {"seconds": wall, "process": wall, "flagged": doc["drifted_features"], "peak": 0}
 
 
 def accuracy(flagged: list[str]) -> tuple[int, int]:
@@ -327,6 +342,11 @@ def main() -> None:
         "--live-only",
         action="store_true",
         help="Only the log-lake window (keel monitor) measurement.",
+    )
+    ap.add_argument(
+        "--drift-only",
+        action="store_true",
+        help="Only the drift comparison (no ADWIN, no log-lake window).",
     )
     args = ap.parse_args()
     if args.live_only:
@@ -350,6 +370,10 @@ def main() -> None:
     started = time.time()
     for n in sizes:
         ref, cur = files[n]
+        if "keel" in tools:
+            log(f"[run] keel drift (the command) at {n:,} rows ...")
+            with bench_lock():
+                results[("keel drift (command)", n)] = keel_command(ref, cur)
         for tool in [t for t in pythons if t.split("+")[0] in tools]:
             log(f"[run] {tool} at {n:,} rows ...")
             with bench_lock():
@@ -368,6 +392,11 @@ def main() -> None:
                 except Exception as exc:
                     log(f"[run] {tool} failed: {str(exc)[-600:]}")
                     results[(tool, n)] = {"error": str(exc).splitlines()[0]}
+    if args.drift_only:
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(started))
+        print(f"### drift benchmark, {stamp}; took {time.time() - started:.0f}s\n")
+        print(_drift_table(results))
+        return
     with bench_lock():
         adwin = run_worker(
             sys.executable,
@@ -375,29 +404,7 @@ def main() -> None:
             {"mode": "adwin", "n": 1_000_000, "change": 500_000, "seeds": args.seeds},
             "keel",
         )
-    rows = []
-    for (tool, n), r in results.items():
-        if "error" in r:
-            rows.append([tool, f"{n:,}", "failed", "", "", "", r["error"][:80]])
-            continue
-        found, false = accuracy(r["flagged"])
-        base = results.get(("keel", n), {})
-        ratio = r["seconds"] / base["seconds"] if base.get("seconds") else None
-        rows.append(
-            [
-                tool,
-                f"{n:,}",
-                fmt_s(r["seconds"]),
-                f"{r['peak'] / 2**30:.2f} GiB",
-                f"{found}/5",
-                str(false),
-                f"{ratio:.1f}x keel" if ratio and tool != "keel" else "",
-            ]
-        )
-    table = markdown_table(
-        ["tool", "rows a side", "drift seconds", "peak RSS", "found", "false alarms", "time"],
-        rows,
-    )
+    table = _drift_table(results)
     k, rv = adwin["keel"], adwin["river"]
     adwin_table = markdown_table(
         ["detector", "median delay", "false alarms", "missed", "elements/s"],
@@ -421,6 +428,47 @@ def main() -> None:
     )
     print(adwin_table)
     print_live(live_window(1_000_000))
+
+
+def _drift_table(results: dict[tuple[str, int], dict]) -> str:
+    rows = []
+    for (tool, n), r in results.items():
+        if "error" in r:
+            rows.append([tool, f"{n:,}", "failed", "", "", "", "", "", r["error"][:80]])
+            continue
+        found, false = accuracy(r["flagged"])
+        base = results.get(("keel", n), {})
+        ratio = r["seconds"] / base["seconds"] if base.get("seconds") else None
+        command = results.get(("keel drift (command)", n), {})
+        whole = r["process"] / command["process"] if command.get("process") else None
+        is_keel = tool.startswith("keel")
+        rows.append(
+            [
+                tool,
+                f"{n:,}",
+                fmt_s(r["seconds"]),
+                fmt_s(r["process"]),
+                f"{r['peak'] / 2**30:.2f} GiB" if r["peak"] else "",
+                f"{found}/5",
+                str(false),
+                f"{ratio:.1f}x keel" if ratio and not is_keel else "",
+                f"{whole:.1f}x `keel drift`" if whole and not is_keel else "",
+            ]
+        )
+    return markdown_table(
+        [
+            "tool",
+            "rows a side",
+            "drift seconds",
+            "whole process",
+            "peak RSS",
+            "found",
+            "false alarms",
+            "drift time",
+            "whole process",
+        ],
+        rows,
+    )
 
 
 def print_live(rows: list[list[str]]) -> None:
