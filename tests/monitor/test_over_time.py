@@ -33,3 +33,19 @@ def test_no_chunks_for_a_small_table():
     small = pd.DataFrame({"x": rng.normal(0, 1, 40)})
     report = keel.monitor.drift(small, small.copy(), multivariate=False)
     assert report.features["x"].over_time == []
+
+
+def test_small_chunks_of_an_unchanged_table_cry_no_wolf():
+    """One rule at every size: 20 chunks of 150 rows x 25 columns, 500 checks at the rule's
+    0.1 % each; a last chunk too small to judge is "not enough data", never drift."""
+    from tests.monitor.synthetic import table
+
+    reference, current = table(20_000, 1, False), table(3_010, 2, False)
+    report = keel.monitor.drift(reference, current, multivariate=False, chunk_size=150)
+    assert not report.drifted
+    flags = [c for f in report.features.values() for c in f.over_time if c["drifted"]]
+    assert len(flags) <= 5, flags  # 1 % of 500; about 0.5 expected
+    last = report.features["mean_shift"].over_time[-1]
+    assert last["rows"] == 10 and last["status"] == "not enough data" and not last["drifted"]
+    assert report.to_dict()["over_time"]["chunks"] == 21
+    assert "Effect size per chunk" in render(report)  # a chunk without a statistic draws

@@ -271,7 +271,9 @@ def _chunk_bounds(n: int, chunks: int, chunk_size: int | None, min_rows: int) ->
         if chunks < 2:
             return []
         bounds = list(np.array_split(np.arange(n), chunks))
-    return [b for b in bounds if len(b) >= min_rows]
+    # A chunk too small to judge stays in the view, marked "not enough data" (never drift),
+    # so the chunks still cover the table; a table of one small chunk has no view at all.
+    return bounds if any(len(b) >= min_rows for b in bounds) else []
 
 
 def _over_time(
