@@ -289,8 +289,11 @@ def _swaps_under_load(root: Path, *serve_args: str, moves: int) -> None:
                     keel_ok(root, "models", "rollback", MODEL)
                     target = 2  # the move before the last was v2 -> v1
                 ended = time.time()
-                # pace the moves: the next one once the answers have followed this one
+                # pace the moves: the next one once the answers have followed this one, and
+                # two polls more, so a request still in flight at a worker that has not yet
+                # followed (--workers) finishes before the next move, not inside its window
                 wait_for(lambda m=f"churn/v{target}", e=ended: load.followed(m, e), timeout=10)
+                time.sleep(0.5)
             time.sleep(0.5)
         assert server.proc.poll() is None, server.stderr()
         shown = keel_json(root, "models", "show", MODEL)
