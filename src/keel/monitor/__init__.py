@@ -14,7 +14,12 @@ data; ``watch`` repeats it and sends alerts.
 
 from __future__ import annotations
 
-from keel.monitor.alerts import Alerter, Delivery
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Eager: ``keel.monitor.drift`` is both a module and this function, and the function wins only
+# when it is bound after the module is imported. The rest load on first use, so `keel drift`
+# does not import what only `keel monitor` needs (the log lake, webhooks).
 from keel.monitor.categorical import ChiSquare, NewCategories
 from keel.monitor.cbpe import EstimatedPerformance, estimate_performance
 from keel.monitor.concept import ADWIN, ChangeDetector, ConceptDrift, PageHinkley
@@ -23,12 +28,35 @@ from keel.monitor.detector import Detector, Score
 from keel.monitor.drift import drift
 from keel.monitor.feature import FeatureDrift
 from keel.monitor.jensen_shannon import JensenShannon
-from keel.monitor.live import MonitorResult, check, watch
 from keel.monitor.missing import MissingRate
 from keel.monitor.multivariate import MultivariateDrift
 from keel.monitor.numeric import PSI, KolmogorovSmirnov, Wasserstein
 from keel.monitor.report import DriftReport
-from keel.monitor.window import Window, read_window
+
+if TYPE_CHECKING:
+    from keel.monitor.alerts import Alerter, Delivery
+    from keel.monitor.live import MonitorResult, check, watch
+    from keel.monitor.window import Window, read_window
+
+_LAZY = {
+    "Alerter": "keel.monitor.alerts",
+    "Delivery": "keel.monitor.alerts",
+    "MonitorResult": "keel.monitor.live",
+    "check": "keel.monitor.live",
+    "watch": "keel.monitor.live",
+    "Window": "keel.monitor.window",
+    "read_window": "keel.monitor.window",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keel.monitor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ADWIN",

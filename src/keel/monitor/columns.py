@@ -6,6 +6,10 @@ the 101 stored quantiles when it comes from a profile. A categorical column
 holds its counts per category (all of them from a table; the top 50 and an
 "other" count from a profile). Every detector works on these two shapes, so
 the same detector judges a table against a table or a profile against a table.
+
+A column of a table is a pandas Series or an Arrow (chunked) array. Arrow columns of
+numbers, text and booleans are read straight from their buffers, so judging files needs
+no pandas; any other Arrow type goes through pandas, which decides as it always has.
 """
 
 from __future__ import annotations
@@ -23,13 +27,20 @@ __all__ = [
     "column_from_codes",
     "column_from_profile",
     "column_from_series",
+    "column_from_values",
+    "column_names",
+    "is_arrow",
     "kind_of",
+    "numeric_values",
+    "take_rows",
 ]
 
 # How many quantile points stand for a numeric column from a table.
 GRID = 1001
 # An object column whose non-null values are numbers at least this often is read as numbers.
 NUMERIC_SHARE = 0.95
+# numpy's name for the Arrow types columns are read as.
+_NUMPY = {"double": "float64", "int64": "int64"}
 
 
 @dataclass
@@ -116,8 +127,77 @@ class CategoricalColumn:
 Column = NumericColumn | CategoricalColumn
 
 
+def is_arrow(obj: Any) -> bool:
+    """An Arrow table, array or chunked array (told apart without importing pyarrow)."""
+    return type(obj).__module__.startswith("pyarrow")
+
+
+def column_names(table: Any) -> list[str]:
+    """The column names of a DataFrame or an Arrow table."""
+    names = table.column_names if is_arrow(table) else table.columns
+    return [str(c) for c in names]
+
+
+def take_rows(table: Any, rows: Any) -> Any:
+    """The given rows (positions) of a DataFrame or an Arrow table, in that order."""
+    if not is_arrow(table):
+        return table.iloc[rows]
+    if is_arrow(rows):
+        return table.take(rows)
+    import pyarrow as pa
+
+    # From the numpy buffer itself: converting an array of Python's sort imports pandas.
+    positions = np.ascontiguousarray(rows, dtype=np.int64)
+    return table.take(pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)]))
+
+
+def _arrow_kind(column: Any) -> str | None:
+    """The kind of an Arrow column read from its buffers; None for types pandas decides."""
+    import pyarrow as pa
+
+    t = column.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_boolean(t) or pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "categorical"
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t):
+        return "numeric"
+    return None
+
+
+def _arrow_numpy(column: Any, dtype: Any, null: Any) -> Any:
+    """An Arrow column cast to ``dtype`` (a fixed-width Arrow type), nulls as ``null``, read
+    from its buffers (data and validity bitmap): pyarrow's ``to_numpy`` and Python scalars
+    import pandas, a second of a command that needs none."""
+    import pyarrow as pa
+
+    cast = column.cast(dtype, safe=False)
+    chunks = cast.chunks if isinstance(cast, pa.ChunkedArray) else [cast]
+    kind = np.dtype(_NUMPY[str(dtype)])
+    parts = []
+    for c in chunks:
+        if not len(c):
+            continue
+        validity, data = c.buffers()[:2]
+        values = np.frombuffer(data, dtype=kind, count=len(c), offset=c.offset * kind.itemsize)
+        if c.null_count:
+            bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+            values = np.where(bits[c.offset : c.offset + len(c)].astype(bool), values, null)
+        parts.append(values)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=kind)
+
+
+def _as_pandas(series: Any) -> Any:
+    return series.to_pandas() if is_arrow(series) else series
+
+
 def kind_of(series: Any) -> tuple[str, str | None]:
-    """``("numeric" | "categorical", note)`` for a pandas Series."""
+    """``("numeric" | "categorical", note)`` for a pandas Series or an Arrow column."""
+    if is_arrow(series):
+        kind = _arrow_kind(series)
+        if kind is not None:
+            return kind, None
+        series = series.to_pandas()
     import pandas as pd
 
     dtype = series.dtype
@@ -150,50 +230,73 @@ def _type_names(values: Any) -> str:
     return ", ".join(seen)
 
 
-def column_from_series(series: Any, kind: str) -> Column:
-    """Summarise a pandas Series as ``kind``."""
+def numeric_values(series: Any) -> tuple[Any, int, list[str]]:
+    """A column as float64 (NaN where missing), how many of its values were not numbers,
+    and a note naming some of them."""
+    if is_arrow(series) and _arrow_kind(series) == "numeric":
+        import pyarrow as pa
+
+        if pa.types.is_null(series.type):
+            return np.full(len(series), np.nan), 0, []
+        return _arrow_numpy(series, pa.float64(), float("nan")), 0, []
     import pandas as pd
 
-    count = len(series)
+    series = _as_pandas(series)
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+        series.dtype
+    ):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan), 0, []
+    nonnull = int(series.notna().sum())
+    coerced = pd.to_numeric(series, errors="coerce")
+    arr = coerced.to_numpy(dtype=np.float64, na_value=np.nan)
+    invalid = nonnull - int(np.count_nonzero(~np.isnan(arr)))
+    if not invalid:
+        return arr, 0, []
+    bad = series[series.notna() & coerced.isna()].iloc[:3].tolist()
+    note = (
+        f"{invalid:,} values are not numbers (e.g. {', '.join(map(repr, bad))}); "
+        "counted as missing"
+    )
+    return arr, invalid, [note]
+
+
+def column_from_values(arr: Any, invalid: int = 0, notes: list[str] | None = None) -> NumericColumn:
+    """A numeric column from float64 values (NaN where missing)."""
+    notes = list(notes or [])
+    nan = np.isnan(arr)
+    inf = np.isinf(arr)
+    n_inf = int(inf.sum())
+    finite = arr[~(nan | inf)] if n_inf or nan.any() else arr.copy()
+    if n_inf:
+        notes.append(f"{n_inf:,} infinite values left out of the distribution")
+    finite.sort()
+    n = len(finite)
+    return NumericColumn(
+        count=len(arr),
+        missing=int(nan.sum()),
+        inf=n_inf,
+        n=n,
+        mean=float(finite.mean()) if n else float("nan"),
+        std=float(finite.std(ddof=1)) if n > 1 else 0.0,
+        min=float(finite[0]) if n else float("nan"),
+        max=float(finite[-1]) if n else float("nan"),
+        values=finite,
+        invalid=invalid,
+        notes=notes,
+    )
+
+
+def column_from_series(series: Any, kind: str) -> Column:
+    """Summarise a pandas Series or an Arrow column as ``kind``."""
     if kind == "numeric":
-        notes: list[str] = []
-        invalid = 0
-        if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
-            series.dtype
-        ):
-            arr = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            nonnull = int(series.notna().sum())
-            coerced = pd.to_numeric(series, errors="coerce")
-            arr = coerced.to_numpy(dtype=np.float64, na_value=np.nan)
-            invalid = nonnull - int(np.count_nonzero(~np.isnan(arr)))
-            if invalid:
-                bad = series[series.notna() & coerced.isna()].iloc[:3].tolist()
-                notes.append(
-                    f"{invalid:,} values are not numbers (e.g. {', '.join(map(repr, bad))}); "
-                    "counted as missing"
-                )
-        nan = np.isnan(arr)
-        inf = np.isinf(arr)
-        n_inf = int(inf.sum())
-        finite = arr[~(nan | inf)]
-        if n_inf:
-            notes.append(f"{n_inf:,} infinite values left out of the distribution")
-        finite.sort()
-        n = len(finite)
-        return NumericColumn(
-            count=count,
-            missing=int(nan.sum()),
-            inf=n_inf,
-            n=n,
-            mean=float(finite.mean()) if n else float("nan"),
-            std=float(finite.std(ddof=1)) if n > 1 else 0.0,
-            min=float(finite[0]) if n else float("nan"),
-            max=float(finite[-1]) if n else float("nan"),
-            values=finite,
-            invalid=invalid,
-            notes=notes,
-        )
+        return column_from_values(*numeric_values(series))
+    if is_arrow(series) and _arrow_kind(series) == "categorical":
+        codes, labels = categorical_codes(series)
+        return column_from_codes(codes, labels)
+    import pandas as pd
+
+    series = _as_pandas(series)
+    count = len(series)
     values = series.dropna()
     if pd.api.types.is_bool_dtype(series.dtype):
         text = values.map(lambda b: "true" if b else "false")
@@ -211,8 +314,11 @@ def categorical_codes(series: Any) -> tuple[Any, list[str]]:
     """Integer codes of a Series' values (-1 for missing) and each code's label, as
     :func:`column_from_series` names categories: so slices of one column can be counted
     with ``numpy.bincount`` instead of summarised again."""
+    if is_arrow(series) and _arrow_kind(series) == "categorical":
+        return _arrow_codes(series)
     import pandas as pd
 
+    series = _as_pandas(series)
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     values = pd.Series(uniques)
     if pd.api.types.is_bool_dtype(series.dtype):
@@ -222,6 +328,19 @@ def categorical_codes(series: Any) -> tuple[Any, list[str]]:
     else:
         labels = [str(v) for v in values.astype(str)]
     return np.asarray(codes), labels
+
+
+def _arrow_codes(column: Any) -> tuple[Any, list[str]]:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(column.type):  # chunks may each have their own dictionary
+        column = column.cast(column.type.value_type)
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+    encoded = column.dictionary_encode()
+    codes = _arrow_numpy(encoded.indices, pa.int64(), -1)
+    labels = [_text(v) for v in encoded.dictionary.to_pylist()]
+    return codes, labels
 
 
 def column_from_codes(codes: Any, labels: list[str]) -> CategoricalColumn:

@@ -12,10 +12,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -27,7 +28,11 @@ from keel.monitor.columns import (
     column_from_codes,
     column_from_profile,
     column_from_series,
+    column_from_values,
+    column_names,
+    is_arrow,
     kind_of,
+    numeric_values,
 )
 from keel.monitor.concept import ChangeDetector, performance_by_chunk
 from keel.monitor.decision import DecisionRule
@@ -40,6 +45,8 @@ if TYPE_CHECKING:
     from keel.workspace import Workspace
 
 __all__ = ["drift"]
+
+T = TypeVar("T")
 
 
 def _names(value: str | Iterable[str] | None) -> list[str]:
@@ -85,10 +92,9 @@ def _pair(reference: Side, current: Side, name: str) -> tuple[Column, Column] | 
     if ref.kind == "categorical" and cur.kind == "numeric" and reference.frame is not None:
         # Numbers now, text before: compare both as text rather than call it a type change
         # when the reference's text reads as numbers too.
-        import pandas as pd
-
-        if pd.to_numeric(reference.frame[name], errors="coerce").notna().mean() >= 0.95:
-            ref = column_from_series(reference.frame[name], "numeric")
+        numbers, invalid, notes = numeric_values(reference.frame[name])
+        if len(numbers) and np.count_nonzero(~np.isnan(numbers)) / len(numbers) >= 0.95:
+            ref = column_from_values(numbers, invalid, notes)
     return ref, cur
 
 
@@ -184,7 +190,7 @@ def drift(
     if time_column is not None:
         if time_column not in cur_cols:
             raise InvalidInput(f"time column {time_column!r} is not in the current table")
-        cur.frame = cur.table().sort_values(time_column, kind="stable")  # type: ignore[union-attr]
+        cur.frame = _sorted_by(cur.table(), time_column)
     special = {c for c in (target, prediction, time_column) if c}
     common = [c for c in cur_cols if c in ref_cols]
     features = [c for c in common if c not in special and c not in excluded]
@@ -197,12 +203,21 @@ def drift(
     judged: dict[str, FeatureDrift] = {}
     kinds: dict[str, str] = {}
     references: dict[str, Column] = {}
-    for name in features:
+    if ref.profile is None:  # read once, before the columns are judged side by side
+        ref.table()
+
+    def judge(name: str) -> tuple[tuple[Column, Column] | str, FeatureDrift | None]:
         pair = _pair(ref, cur, name)
+        if isinstance(pair, str):
+            return pair, None
+        return pair, score_feature(name, pair[0], pair[1], rule)
+
+    for name, (pair, verdict) in zip(features, _each(judge, features, cur.rows), strict=True):
         if isinstance(pair, str):
             notes.append(pair)
             continue
-        judged[name] = score_feature(name, pair[0], pair[1], rule)
+        assert verdict is not None
+        judged[name] = verdict
         kinds[name] = pair[1].kind
         references[name] = pair[0]
     extras: dict[str, FeatureDrift] = {}
@@ -258,6 +273,39 @@ def drift(
     return report
 
 
+def _sorted_by(table: Any, column: str) -> Any:
+    """The table's rows in ``column``'s order (a stable sort, missing values last)."""
+    if is_arrow(table):
+        import pyarrow.compute as pc
+
+        return table.take(pc.sort_indices(table[column], null_placement="at_end"))
+    return table.sort_values(column, kind="stable")
+
+
+def _frame(table: Any, columns: list[str]) -> Any:
+    """``columns`` of a DataFrame or an Arrow table, as a DataFrame."""
+    if is_arrow(table):
+        return table.select(columns).to_pandas()
+    return table[columns]
+
+
+# Below this many rows a side the columns are judged one after another: threads cost more
+# than they save.
+PARALLEL_ROWS = 20_000
+
+
+def _each(work: Callable[[str], T], names: list[str], rows: int) -> list[T]:
+    """``work`` on each column, on every core for large tables (the numpy and Arrow
+    kernels release the GIL), in the columns' order either way."""
+    workers = min(len(names), os.cpu_count() or 1)
+    if workers < 2 or rows < PARALLEL_ROWS:
+        return [work(name) for name in names]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="keel-drift") as pool:
+        return list(pool.map(work, names))
+
+
 CHUNK_ROWS = 5_000  # numeric values of each chunk judged (a uniform sample of the chunk)
 
 
@@ -297,34 +345,37 @@ def _over_time(
     bounds = _chunk_bounds(n, chunks, chunk_size, rule.min_rows)
     if not bounds:
         return None
+    names = [
+        name
+        for name, f in judged.items()
+        if references.get(name) is not None and f.status != "type changed" and f.method
+    ]
+    # The numeric samples are drawn first, in order, so the view is the same however many
+    # threads judge the columns.
     rng = np.random.default_rng(seed)
-    parts: dict[str, list[Column]] = {}
-    for name, f in judged.items():
-        ref = references.get(name)
-        if ref is None or f.status == "type changed" or f.method is None:
-            continue
-        series = table[name]
+    samples = {
+        name: [
+            rows if len(rows) <= CHUNK_ROWS else np.sort(rng.choice(rows, CHUNK_ROWS, replace=False))
+            for rows in bounds
+        ]
+        for name in names
+        if references[name].kind == "numeric"
+    }
+
+    def judge_chunks(name: str) -> list[FeatureDrift]:
+        ref, series = references[name], table[name]
         if ref.kind == "categorical":
             codes, labels = categorical_codes(series)
-            parts[name] = [column_from_codes(codes[rows], labels) for rows in bounds]
+            cols: list[Column] = [column_from_codes(codes[rows], labels) for rows in bounds]
         else:
-            parts[name] = [
-                column_from_series(
-                    series.iloc[
-                        rows
-                        if len(rows) <= CHUNK_ROWS
-                        else np.sort(rng.choice(rows, CHUNK_ROWS, replace=False))
-                    ],
-                    "numeric",
-                )
-                for rows in bounds
-            ]
+            values = numeric_values(series)[0]
+            cols = [column_from_values(values[rows]) for rows in samples[name]]
+        return [score_feature(name, ref, col, rule, light=True) for col in cols]
+
+    by_feature = dict(zip(names, _each(judge_chunks, names, n), strict=True))
     flagged = 0
     for i, rows in enumerate(bounds):
-        verdicts = {
-            name: score_feature(name, references[name], cols[i], rule, light=True)
-            for name, cols in parts.items()
-        }
+        verdicts = {name: chunks[i] for name, chunks in by_feature.items()}
         decide(list(verdicts.values()), rule)
         for name, v in verdicts.items():
             flagged += v.drifted
@@ -341,7 +392,7 @@ def _over_time(
                     "reasons": v.reasons,
                 }
             )
-    checks = len(bounds) * len(parts)
+    checks = len(bounds) * len(by_feature)
     return {
         "chunks": len(bounds),
         "chunk_rows": [len(b) for b in bounds],
@@ -362,11 +413,12 @@ def _performance(
     detector: ChangeDetector | None,
     chunks: int,
 ) -> None:
-    if prediction is None or prediction not in current.columns:
+    if prediction is None or prediction not in column_names(current):
         return
-    has_target = target is not None and target in current.columns
+    has_target = target is not None and target in column_names(current)
     if has_target:
-        rows = current[[target, prediction]].dropna()
+        assert target is not None
+        rows = _frame(current, [target, prediction]).dropna()
         if len(rows) < 30:
             report.notes.append(
                 f"performance: only {len(rows)} current rows have both target and prediction"
@@ -375,7 +427,7 @@ def _performance(
         task, y, p = _task(rows[target], rows[prediction])
         report.performance = performance_by_chunk(y, p, task, chunks=chunks, detector=detector)
         return
-    pred = current[prediction]
+    pred = _frame(current, [prediction])[prediction]
     import pandas as pd
 
     if not pd.api.types.is_numeric_dtype(pred.dtype) or pd.api.types.is_bool_dtype(pred.dtype):
@@ -393,9 +445,9 @@ def _performance(
     if (
         ref_table is not None
         and target is not None
-        and {target, prediction} <= set(ref_table.columns)
+        and {target, prediction} <= set(column_names(ref_table))
     ):
-        rows = ref_table[[target, prediction]].dropna()
+        rows = _frame(ref_table, [target, prediction]).dropna()
         task, ref_y, _ = _task(rows[target], rows[prediction])
         if task == "classification" and np.asarray(ref_y).dtype == bool:
             ref_p = rows[prediction].to_numpy(dtype=float)

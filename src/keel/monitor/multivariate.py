@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from keel.monitor.columns import categorical_codes, numeric_values, take_rows
+
 __all__ = ["MultivariateDrift", "multivariate_drift", "roc_auc"]
 
 AUC_THRESHOLD = 0.55  # drift when the interval's lower end is above it
@@ -76,27 +78,35 @@ def auc_interval(auc: float, n_pos: int, n_neg: int, z: float = 1.96) -> tuple[f
 
 
 def _encode(ref: Any, cur: Any, columns: list[str], kinds: dict[str, str]) -> tuple[Any, Any, Any]:
-    import pandas as pd
-
+    """Both samples as float matrices: numbers as they are (NaN where missing or not
+    finite), categories as codes of the reference's TOP - 1 most frequent, the rest and
+    missing values one more code."""
     ref_cols, cur_cols, categorical = [], [], []
     for c in columns:
         if kinds[c] == "numeric":
-            r = pd.to_numeric(ref[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan).copy()
-            k = pd.to_numeric(cur[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan).copy()
+            r = numeric_values(ref[c])[0].copy()
+            k = numeric_values(cur[c])[0].copy()
             r[~np.isfinite(r)] = np.nan
             k[~np.isfinite(k)] = np.nan
             categorical.append(False)
         else:
-            rs = ref[c].astype(str).where(ref[c].notna(), None)
-            top = rs.value_counts().index[: TOP - 1]
-            codes = {v: i for i, v in enumerate(top)}
-            r = rs.map(codes).fillna(TOP - 1).to_numpy(dtype=float)
-            ks = cur[c].astype(str).where(cur[c].notna(), None)
-            k = ks.map(codes).fillna(TOP - 1).to_numpy(dtype=float)
+            r_codes, r_labels = categorical_codes(ref[c])
+            k_codes, k_labels = categorical_codes(cur[c])
+            counts = np.bincount(r_codes[r_codes >= 0], minlength=len(r_labels))
+            top = [r_labels[i] for i in np.argsort(-counts, kind="stable")[: TOP - 1]]
+            code_of = {label: float(i) for i, label in enumerate(top)}
+            r = _recode(r_codes, r_labels, code_of)
+            k = _recode(k_codes, k_labels, code_of)
             categorical.append(True)
         ref_cols.append(r)
         cur_cols.append(k)
     return np.column_stack(ref_cols), np.column_stack(cur_cols), np.asarray(categorical)
+
+
+def _recode(codes: Any, labels: list[str], code_of: dict[str, float]) -> Any:
+    """Codes of one side mapped to the reference's top codes (the rest and missing TOP - 1)."""
+    table = np.array([code_of.get(label, TOP - 1) for label in labels] + [TOP - 1], dtype=float)
+    return table[np.where(codes < 0, len(labels), codes)]
 
 
 def multivariate_drift(
@@ -108,7 +118,8 @@ def multivariate_drift(
     sample: int = SAMPLE,
     seed: int = 0,
 ) -> MultivariateDrift:
-    """Domain classifier and PCA reconstruction on ``columns`` of two DataFrames."""
+    """Domain classifier and PCA reconstruction on ``columns`` of two tables (DataFrames
+    or Arrow tables)."""
     out = MultivariateDrift(columns=list(columns))
     if not columns:
         out.note = "no column to compare"
@@ -118,8 +129,8 @@ def multivariate_drift(
     if n < 50:
         out.note = f"not enough data: {n} rows a side (at least 50 are needed)"
         return out
-    ref = reference.iloc[np.sort(rng.choice(len(reference), n, replace=False))]
-    cur = current.iloc[np.sort(rng.choice(len(current), n, replace=False))]
+    ref = take_rows(reference, np.sort(rng.choice(len(reference), n, replace=False)))
+    cur = take_rows(current, np.sort(rng.choice(len(current), n, replace=False)))
     xr, xc, categorical = _encode(ref, cur, columns, kinds)
     x = np.vstack([xr, xc])
     y = np.concatenate([np.zeros(n, dtype=bool), np.ones(n, dtype=bool)])
@@ -203,8 +214,12 @@ def roc_auc(y: Any, score: Any) -> float:
 
 
 def _pca(xr: Any, xc: Any, rng: Any) -> dict[str, Any]:
-    mean = np.nanmean(xr, axis=0)
-    std = np.nanstd(xr, axis=0)
+    # By hand, not nanmean/nanstd: a column with no value at all (all missing) is centred on
+    # 0 and scaled by 1 quietly, where those warn of an empty slice.
+    seen = ~np.isnan(xr)
+    count = np.maximum(seen.sum(axis=0), 1)
+    mean = np.where(seen, xr, 0.0).sum(axis=0) / count
+    std = np.sqrt(np.where(seen, (xr - mean) ** 2, 0.0).sum(axis=0) / count)
     std[~(std > 0)] = 1.0
     mean[~np.isfinite(mean)] = 0.0
 

@@ -6,11 +6,13 @@ through lineage to the dataset version it was trained on."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import BadPath, InvalidInput, KeelError, NotFound
+from keel.monitor.columns import column_names, is_arrow
 
 if TYPE_CHECKING:
     from keel.workspace import Workspace
@@ -22,7 +24,8 @@ SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
 @dataclass
 class Side:
-    """One side: a frame (or a way to read it), or only a profile table."""
+    """One side: a table (a DataFrame or, read from a file, an Arrow table; or a way to
+    read it), or only a profile table."""
 
     label: str
     frame: Any | None = None
@@ -33,7 +36,7 @@ class Side:
     notes: list[str] = field(default_factory=list)
 
     def table(self) -> Any | None:
-        """The DataFrame, read on first use; None when only a profile exists."""
+        """The table, read on first use; None when only a profile exists."""
         if self.frame is None and self.loader is not None:
             self.frame = self.loader()
             self.loader = None
@@ -42,11 +45,11 @@ class Side:
     @property
     def columns(self) -> list[str]:
         if self.frame is not None:
-            return [str(c) for c in self.frame.columns]
+            return column_names(self.frame)
         if self.profile is not None:
             return list(self.profile["columns"])
         table = self.table()
-        return [str(c) for c in table.columns] if table is not None else []
+        return column_names(table) if table is not None else []
 
     @property
     def rows(self) -> int:
@@ -59,7 +62,7 @@ class Side:
 
 
 def read_path(path: str) -> Any:
-    """A CSV, TSV or Parquet file as a DataFrame."""
+    """A CSV, TSV or Parquet file as an Arrow table (no pandas: judging files needs none)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -67,12 +70,16 @@ def read_path(path: str) -> Any:
     lower = path.lower()
     try:
         if lower.endswith((".parquet", ".pq")):
-            return pq.read_table(path).to_pandas()
+            # ParquetFile, not read_table: the dataset layer imports pandas.
+            table = pq.ParquetFile(path).read()
+            meta = table.schema.pandas_metadata or {}
+            index = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
+            return table.drop_columns(index) if index else table  # an index is not a column
         return pacsv.read_csv(
             path,
             parse_options=pacsv.ParseOptions(delimiter="\t" if lower.endswith(".tsv") else ","),
             convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
-        ).to_pandas()
+        )
     except (pa.ArrowInvalid, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidInput(f"{path} is not a readable table: {first}") from None
@@ -126,12 +133,13 @@ def load_side(
 
     ``workspace`` is called only when a reference string needs one; ``want`` (the
     other side's columns) picks the best-matching table of a profile."""
-    import pandas as pd
-
     from keel.data.version import DatasetVersion
 
-    if isinstance(obj, pd.DataFrame):
+    pd = sys.modules.get("pandas")  # not imported yet: obj cannot be a DataFrame
+    if pd is not None and isinstance(obj, pd.DataFrame):
         return Side(label="DataFrame", frame=obj)
+    if is_arrow(obj) and hasattr(obj, "column_names"):
+        return Side(label="Arrow table", frame=obj)
     if isinstance(obj, DatasetVersion):
         return _from_dataset(obj, want)
     if isinstance(obj, dict):
@@ -140,7 +148,8 @@ def load_side(
         obj = os.fspath(obj)
     if not isinstance(obj, str):
         raise InvalidInput(
-            f"{role} must be a DataFrame, a path to a CSV or Parquet file, a dataset or model "
+            f"{role} must be a DataFrame or Arrow table, a path to a CSV or Parquet file, a "
+            "dataset or model "
             f"reference, or a profile; not {type(obj).__name__}"
         )
     if os.path.exists(obj):
