@@ -14,6 +14,10 @@ this machine take it too); installs and data generation happen outside it.
 
     .venv/bin/python bench/monitor.py [--sizes 100000,1000000] [--tools keel,evidently,nannyml]
     .venv/bin/python bench/monitor.py --live-only   # the log-lake window of `keel monitor`
+    .venv/bin/python bench/monitor.py --drift-only --sizes 200000 --tools keel,evidently --repeat 3
+
+With --repeat N every tool runs once a round, in turn, for N rounds: the table gives
+medians (and ranges) and each ratio is taken round by round, then its median.
 
 The live measurement writes 1,000,000 served predictions x 25 inputs into a log lake
 (bench/.work/monitor/live/, as `keel serve` logs them), registers a model trained on the
@@ -339,6 +343,12 @@ def main() -> None:
     ap.add_argument("--tools", default="keel,evidently,nannyml")
     ap.add_argument("--seeds", type=int, default=9)
     ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="Rounds: each round runs every tool once, in turn, so ratios pair run by run.",
+    )
+    ap.add_argument(
         "--live-only",
         action="store_true",
         help="Only the log-lake window (keel monitor) measurement.",
@@ -366,32 +376,36 @@ def main() -> None:
         "nannyml": NANNYML_WORKER,
     }
     files = {n: generate(n) for n in sizes}
-    results: dict[tuple[str, int], dict] = {}
+    results: dict[tuple[str, int], list[dict]] = {}
     started = time.time()
-    for n in sizes:
-        ref, cur = files[n]
-        if "keel" in tools:
-            log(f"[run] keel drift (the command) at {n:,} rows ...")
-            with bench_lock():
-                results[("keel drift (command)", n)] = keel_command(ref, cur)
-        for tool in [t for t in pythons if t.split("+")[0] in tools]:
-            log(f"[run] {tool} at {n:,} rows ...")
-            with bench_lock():
-                try:
-                    results[(tool, n)] = run_worker(
-                        pythons[tool],
-                        workers[tool],
-                        {
-                            "mode": "drift",
-                            "ref": str(ref),
-                            "cur": str(cur),
-                            "multivariate": tool == "keel+multivariate",
-                        },
-                        tool,
+    for round_ in range(args.repeat):
+        for n in sizes:
+            ref, cur = files[n]
+            if "keel" in tools:
+                log(f"[run {round_ + 1}/{args.repeat}] keel drift (the command) at {n:,} rows ...")
+                with bench_lock():
+                    results.setdefault(("keel drift (command)", n), []).append(
+                        keel_command(ref, cur)
                     )
-                except Exception as exc:
-                    log(f"[run] {tool} failed: {str(exc)[-600:]}")
-                    results[(tool, n)] = {"error": str(exc).splitlines()[0]}
+            for tool in [t for t in pythons if t.split("+")[0] in tools]:
+                log(f"[run {round_ + 1}/{args.repeat}] {tool} at {n:,} rows ...")
+                with bench_lock():
+                    try:
+                        result = run_worker(
+                            pythons[tool],
+                            workers[tool],
+                            {
+                                "mode": "drift",
+                                "ref": str(ref),
+                                "cur": str(cur),
+                                "multivariate": tool == "keel+multivariate",
+                            },
+                            tool,
+                        )
+                    except Exception as exc:
+                        log(f"[run] {tool} failed: {str(exc)[-600:]}")
+                        result = {"error": str(exc).splitlines()[0]}
+                results.setdefault((tool, n), []).append(result)
     if args.drift_only:
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(started))
         print(f"### drift benchmark, {stamp}; took {time.time() - started:.0f}s\n")
@@ -430,42 +444,64 @@ def main() -> None:
     print_live(live_window(1_000_000))
 
 
-def _drift_table(results: dict[tuple[str, int], dict]) -> str:
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _spread(values: list[float], unit: str = "s") -> str:
+    """The median, with the range when there are several runs."""
+    fmt = fmt_s if unit == "s" else (lambda v: f"{v:.1f}x")
+    text = fmt(_median(values))
+    return text if len(values) < 2 else f"{text} ({fmt(min(values))}-{fmt(max(values))})"
+
+
+def _paired(runs: list[dict], base: list[dict], key: str) -> list[float]:
+    """This tool's figure over keel's, round by round (the same round's runs)."""
+    return [
+        r[key] / b[key]
+        for r, b in zip(runs, base, strict=False)
+        if "error" not in r and "error" not in b and b.get(key)
+    ]
+
+
+def _drift_table(results: dict[tuple[str, int], list[dict]]) -> str:
     rows = []
-    for (tool, n), r in results.items():
-        if "error" in r:
-            rows.append([tool, f"{n:,}", "failed", "", "", "", "", "", r["error"][:80]])
+    for (tool, n), runs in results.items():
+        ok = [r for r in runs if "error" not in r]
+        if not ok:
+            rows.append([tool, f"{n:,}", "failed", "", "", "", "", "", runs[0]["error"][:80]])
             continue
-        found, false = accuracy(r["flagged"])
-        base = results.get(("keel", n), {})
-        ratio = r["seconds"] / base["seconds"] if base.get("seconds") else None
-        command = results.get(("keel drift (command)", n), {})
-        whole = r["process"] / command["process"] if command.get("process") else None
+        found, false = accuracy(ok[-1]["flagged"])
         is_keel = tool.startswith("keel")
+        drift_ratio = _paired(runs, results.get(("keel", n), []), "seconds")
+        whole_ratio = _paired(runs, results.get(("keel drift (command)", n), []), "process")
+        is_command = tool == "keel drift (command)"
         rows.append(
             [
                 tool,
                 f"{n:,}",
-                fmt_s(r["seconds"]),
-                fmt_s(r["process"]),
-                f"{r['peak'] / 2**30:.2f} GiB" if r["peak"] else "",
+                "" if is_command else _spread([r["seconds"] for r in ok]),
+                _spread([r["process"] for r in ok]),
+                f"{max(r['peak'] for r in ok) / 2**30:.2f} GiB" if ok[-1]["peak"] else "",
                 f"{found}/5",
                 str(false),
-                f"{ratio:.1f}x keel" if ratio and not is_keel else "",
-                f"{whole:.1f}x `keel drift`" if whole and not is_keel else "",
+                _spread(drift_ratio, "x") + " keel" if drift_ratio and not is_keel else "",
+                _spread(whole_ratio, "x") + " `keel drift`" if whole_ratio and not is_keel else "",
             ]
         )
     return markdown_table(
         [
             "tool",
             "rows a side",
-            "drift seconds",
-            "whole process",
+            "drift seconds (median)",
+            "whole process (median)",
             "peak RSS",
             "found",
             "false alarms",
-            "drift time",
-            "whole process",
+            "drift time, paired",
+            "whole process, paired",
         ],
         rows,
     )

@@ -22,6 +22,7 @@ import numpy as np
 __all__ = [
     "CategoricalColumn",
     "Column",
+    "Columns",
     "NumericColumn",
     "categorical_codes",
     "column_from_codes",
@@ -32,7 +33,6 @@ __all__ = [
     "is_arrow",
     "kind_of",
     "numeric_values",
-    "take_rows",
 ]
 
 # How many quantile points stand for a numeric column from a table.
@@ -60,6 +60,9 @@ class NumericColumn:
     invalid: int = 0  # values that were not numbers (mixed-type columns), counted in missing
     notes: list[str] = field(default_factory=list)
     kind: Literal["numeric"] = "numeric"
+    # grid() and the CDF there, kept: a reference is compared with every chunk of a table.
+    _grid: Any = field(default=None, init=False, repr=False, compare=False)
+    _grid_cdf: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def source(self) -> str:
@@ -90,9 +93,18 @@ class NumericColumn:
 
     def grid(self) -> Any:
         """Points where the distribution is known: quantiles (deduplicated)."""
-        if self.values is not None:
-            return np.unique(self.quantile(np.linspace(0.0, 1.0, GRID)))
-        return np.unique(np.asarray(self.quantiles, dtype=float))
+        if self._grid is None:
+            if self.values is not None:
+                self._grid = np.unique(self.quantile(np.linspace(0.0, 1.0, GRID)))
+            else:
+                self._grid = np.unique(np.asarray(self.quantiles, dtype=float))
+        return self._grid
+
+    def grid_cdf(self) -> Any:
+        """``cdf(grid())``."""
+        if self._grid_cdf is None:
+            self._grid_cdf = self.cdf(self.grid())
+        return self._grid_cdf
 
     def _knots(self) -> tuple[Any, Any]:
         # Repeated quantiles (ties) keep the highest level: the CDF jumps there.
@@ -138,27 +150,16 @@ def column_names(table: Any) -> list[str]:
     return [str(c) for c in names]
 
 
-def take_rows(table: Any, rows: Any) -> Any:
-    """The given rows (positions) of a DataFrame or an Arrow table, in that order."""
-    if not is_arrow(table):
-        return table.iloc[rows]
-    if is_arrow(rows):
-        return table.take(rows)
-    import pyarrow as pa
-
-    # From the numpy buffer itself: converting an array of Python's sort imports pandas.
-    positions = np.ascontiguousarray(rows, dtype=np.int64)
-    return table.take(pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)]))
-
-
 def _arrow_kind(column: Any) -> str | None:
     """The kind of an Arrow column read from its buffers; None for types pandas decides."""
     import pyarrow as pa
 
     t = column.type
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    if pa.types.is_boolean(t) or pa.types.is_string(t) or pa.types.is_large_string(t):
+    text = pa.types.is_string(t) or pa.types.is_large_string(t)
+    if pa.types.is_dictionary(t):  # text only: a dictionary of numbers goes through pandas
+        value = t.value_type
+        return "categorical" if pa.types.is_string(value) or pa.types.is_large_string(value) else None
+    if pa.types.is_boolean(t) or text:
         return "categorical"
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t):
         return "numeric"
@@ -171,7 +172,7 @@ def _arrow_numpy(column: Any, dtype: Any, null: Any) -> Any:
     import pandas, a second of a command that needs none."""
     import pyarrow as pa
 
-    cast = column.cast(dtype, safe=False)
+    cast = column if column.type == dtype else column.cast(dtype, safe=False)
     chunks = cast.chunks if isinstance(cast, pa.ChunkedArray) else [cast]
     kind = np.dtype(_NUMPY[str(dtype)])
     parts = []
@@ -179,16 +180,26 @@ def _arrow_numpy(column: Any, dtype: Any, null: Any) -> Any:
         if not len(c):
             continue
         validity, data = c.buffers()[:2]
+        # A read-only view of Arrow's buffer: whoever changes values works on a copy.
         values = np.frombuffer(data, dtype=kind, count=len(c), offset=c.offset * kind.itemsize)
         if c.null_count:
             bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
             values = np.where(bits[c.offset : c.offset + len(c)].astype(bool), values, null)
         parts.append(values)
+    if len(parts) == 1:
+        parts[0].flags.writeable = False  # perhaps the table's own memory
+        return parts[0]
     return np.concatenate(parts) if parts else np.empty(0, dtype=kind)
 
 
 def _as_pandas(series: Any) -> Any:
-    return series.to_pandas() if is_arrow(series) else series
+    if not is_arrow(series):
+        return series
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(series.type):  # as plain values, not a pandas Categorical
+        series = series.cast(series.type.value_type)
+    return series.to_pandas()
 
 
 def kind_of(series: Any) -> tuple[str, str | None]:
@@ -271,13 +282,15 @@ def column_from_values(arr: Any, invalid: int = 0, notes: list[str] | None = Non
         notes.append(f"{n_inf:,} infinite values left out of the distribution")
     finite.sort()
     n = len(finite)
+    mean = float(finite.mean()) if n else float("nan")
+    centred = finite - mean if n > 1 else finite
     return NumericColumn(
         count=len(arr),
         missing=int(nan.sum()),
         inf=n_inf,
         n=n,
-        mean=float(finite.mean()) if n else float("nan"),
-        std=float(finite.std(ddof=1)) if n > 1 else 0.0,
+        mean=mean,
+        std=float(np.sqrt(np.dot(centred, centred) / (n - 1))) if n > 1 else 0.0,
         min=float(finite[0]) if n else float("nan"),
         max=float(finite[-1]) if n else float("nan"),
         values=finite,
@@ -333,14 +346,20 @@ def categorical_codes(series: Any) -> tuple[Any, list[str]]:
 def _arrow_codes(column: Any) -> tuple[Any, list[str]]:
     import pyarrow as pa
 
-    if pa.types.is_dictionary(column.type):  # chunks may each have their own dictionary
-        column = column.cast(column.type.value_type)
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
-    encoded = column.dictionary_encode()
-    codes = _arrow_numpy(encoded.indices, pa.int64(), -1)
-    labels = [_text(v) for v in encoded.dictionary.to_pylist()]
-    return codes, labels
+    if not pa.types.is_dictionary(column.type):
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        column = column.dictionary_encode()
+    if isinstance(column, pa.ChunkedArray):  # one dictionary for every chunk
+        column = column.unify_dictionaries()
+        if not column.num_chunks:
+            return np.empty(0, dtype=np.int64), []
+        dictionary = column.chunk(0).dictionary
+        indices = pa.chunked_array([c.indices for c in column.chunks], column.type.index_type)
+    else:
+        dictionary, indices = column.dictionary, column.indices
+    codes = _arrow_numpy(indices, pa.int64(), -1)
+    return codes, [_text(v) for v in dictionary.to_pylist()]
 
 
 def column_from_codes(codes: Any, labels: list[str]) -> CategoricalColumn:
@@ -351,6 +370,46 @@ def column_from_codes(codes: Any, labels: list[str]) -> CategoricalColumn:
         if c:
             merged[label] = merged.get(label, 0) + int(c)
     return CategoricalColumn(count=len(codes), missing=int((codes < 0).sum()), counts=merged)
+
+
+class Columns:
+    """A table's columns as numpy, each converted once and kept: a report reads one column
+    for the whole table, again for each chunk of it and for the multivariate sample."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self._kinds: dict[str, tuple[str, str | None]] = {}
+        self._numbers: dict[str, tuple[Any, int, list[str]]] = {}
+        self._codes: dict[str, tuple[Any, list[str]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def kind(self, name: str) -> tuple[str, str | None]:
+        """:func:`kind_of` the column."""
+        if name not in self._kinds:
+            self._kinds[name] = kind_of(self.table[name])
+        return self._kinds[name]
+
+    def numbers(self, name: str) -> tuple[Any, int, list[str]]:
+        """:func:`numeric_values` of the column (read-only: copy before changing it)."""
+        if name not in self._numbers:
+            self._numbers[name] = numeric_values(self.table[name])
+        return self._numbers[name]
+
+    def codes(self, name: str) -> tuple[Any, list[str]]:
+        """:func:`categorical_codes` of the column."""
+        if name not in self._codes:
+            self._codes[name] = categorical_codes(self.table[name])
+        return self._codes[name]
+
+    def column(self, name: str, kind: str) -> Column:
+        """The column summarised as ``kind``, as :func:`column_from_series` does."""
+        if kind == "numeric":
+            return column_from_values(*self.numbers(name))
+        if is_arrow(self.table):
+            return column_from_codes(*self.codes(name))
+        return column_from_series(self.table[name], kind)
 
 
 def _text(value: Any) -> str:

@@ -24,15 +24,12 @@ from keel.errors import InvalidInput
 from keel.monitor.cbpe import estimate_performance
 from keel.monitor.columns import (
     Column,
-    categorical_codes,
+    Columns,
     column_from_codes,
     column_from_profile,
-    column_from_series,
     column_from_values,
     column_names,
     is_arrow,
-    kind_of,
-    numeric_values,
 )
 from keel.monitor.concept import ChangeDetector, performance_by_chunk
 from keel.monitor.decision import DecisionRule
@@ -66,11 +63,9 @@ def _column(side: Side, name: str, kind: str | None) -> tuple[Column | None, str
         if col is None:
             return None, f"{name}: {stats.get('type')} columns are not compared"
         return col, None
-    table = side.table()
-    assert table is not None
-    series = table[name]
-    inferred, note = kind_of(series)
-    col = column_from_series(series, kind or inferred)
+    data = side.data()
+    inferred, note = data.kind(name)
+    col = data.column(name, kind or inferred)
     if note:
         col.notes.append(note)
     return col, None
@@ -80,19 +75,19 @@ def _pair(reference: Side, current: Side, name: str) -> tuple[Column, Column] | 
     ref, why = _column(reference, name, None)
     if ref is None:
         return why or name
-    cur_series = current.table()[name]  # type: ignore[index]
-    cur_kind, note = kind_of(cur_series)
+    data = current.data()
+    cur_kind, note = data.kind(name)
     if ref.kind == "numeric" and cur_kind == "categorical" and note is None:
         kind = "categorical"
     else:
         kind = cur_kind
-    cur = column_from_series(cur_series, kind)
+    cur = data.column(name, kind)
     if note:
         cur.notes.append(note)
     if ref.kind == "categorical" and cur.kind == "numeric" and reference.frame is not None:
         # Numbers now, text before: compare both as text rather than call it a type change
         # when the reference's text reads as numbers too.
-        numbers, invalid, notes = numeric_values(reference.frame[name])
+        numbers, invalid, notes = reference.data().numbers(name)
         if len(numbers) and np.count_nonzero(~np.isnan(numbers)) / len(numbers) >= 0.95:
             ref = column_from_values(numbers, invalid, notes)
     return ref, cur
@@ -252,17 +247,14 @@ def drift(
                 f"{', '.join(missing[:10])}"
             )
     current_table = cur.table()
-    report.over_time = _over_time(
-        judged, references, current_table, rule, chunks, chunk_size, seed
-    )
+    report.over_time = _over_time(judged, references, cur.data(), rule, chunks, chunk_size, seed)
     if multivariate and kinds:
-        ref_table = ref.table()
-        if ref_table is None:
+        if ref.table() is None:
             report.notes.append("multivariate drift needs the reference table; only a profile")
         else:
             cols = [c for c in judged if judged[c].status != "type changed"]
             report.multivariate = multivariate_drift(
-                ref_table, current_table, cols, kinds, seed=seed
+                ref.data(), cur.data(), cols, kinds, seed=seed
             )
     _performance(report, ref, current_table, target, prediction, change_detector, chunks)
     report.seconds = time.perf_counter() - started
@@ -327,7 +319,7 @@ def _chunk_bounds(n: int, chunks: int, chunk_size: int | None, min_rows: int) ->
 def _over_time(
     judged: dict[str, FeatureDrift],
     references: dict[str, Column],
-    table: Any,
+    table: Columns,
     rule: DecisionRule,
     chunks: int,
     chunk_size: int | None,
@@ -339,7 +331,7 @@ def _over_time(
 
     Returns what the chunks were and how many (feature, chunk) flags noise alone would
     give; each feature's chunks land in its ``over_time``."""
-    n = 0 if table is None else len(table)
+    n = len(table)
     if n < 2 * rule.min_rows:
         return None
     bounds = _chunk_bounds(n, chunks, chunk_size, rule.min_rows)
@@ -363,12 +355,12 @@ def _over_time(
     }
 
     def judge_chunks(name: str) -> list[FeatureDrift]:
-        ref, series = references[name], table[name]
+        ref = references[name]
         if ref.kind == "categorical":
-            codes, labels = categorical_codes(series)
+            codes, labels = table.codes(name)
             cols: list[Column] = [column_from_codes(codes[rows], labels) for rows in bounds]
         else:
-            values = numeric_values(series)[0]
+            values = table.numbers(name)[0]
             cols = [column_from_values(values[rows]) for rows in samples[name]]
         return [score_feature(name, ref, col, rule, light=True) for col in cols]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from keel.monitor.columns import categorical_codes, numeric_values, take_rows
+from keel.monitor.columns import Columns
 
 __all__ = ["MultivariateDrift", "multivariate_drift", "roc_auc"]
 
@@ -77,21 +77,24 @@ def auc_interval(auc: float, n_pos: int, n_neg: int, z: float = 1.96) -> tuple[f
     return max(0.0, auc - z * se), min(1.0, auc + z * se)
 
 
-def _encode(ref: Any, cur: Any, columns: list[str], kinds: dict[str, str]) -> tuple[Any, Any, Any]:
-    """Both samples as float matrices: numbers as they are (NaN where missing or not
-    finite), categories as codes of the reference's TOP - 1 most frequent, the rest and
-    missing values one more code."""
+def _encode(
+    ref: Columns, ref_rows: Any, cur: Columns, cur_rows: Any, columns: list[str], kinds: dict[str, str]
+) -> tuple[Any, Any, Any]:
+    """The sampled rows of both tables as float matrices: numbers as they are (NaN where
+    missing or not finite), categories as codes of the reference's TOP - 1 most frequent,
+    the rest and missing values one more code."""
     ref_cols, cur_cols, categorical = [], [], []
     for c in columns:
         if kinds[c] == "numeric":
-            r = numeric_values(ref[c])[0].copy()
-            k = numeric_values(cur[c])[0].copy()
+            r = ref.numbers(c)[0][ref_rows]
+            k = cur.numbers(c)[0][cur_rows]
             r[~np.isfinite(r)] = np.nan
             k[~np.isfinite(k)] = np.nan
             categorical.append(False)
         else:
-            r_codes, r_labels = categorical_codes(ref[c])
-            k_codes, k_labels = categorical_codes(cur[c])
+            r_codes, r_labels = ref.codes(c)
+            k_codes, k_labels = cur.codes(c)
+            r_codes, k_codes = r_codes[ref_rows], k_codes[cur_rows]
             counts = np.bincount(r_codes[r_codes >= 0], minlength=len(r_labels))
             top = [r_labels[i] for i in np.argsort(-counts, kind="stable")[: TOP - 1]]
             code_of = {label: float(i) for i, label in enumerate(top)}
@@ -118,8 +121,8 @@ def multivariate_drift(
     sample: int = SAMPLE,
     seed: int = 0,
 ) -> MultivariateDrift:
-    """Domain classifier and PCA reconstruction on ``columns`` of two tables (DataFrames
-    or Arrow tables)."""
+    """Domain classifier and PCA reconstruction on ``columns`` of two tables (DataFrames,
+    Arrow tables, or their :class:`Columns`)."""
     out = MultivariateDrift(columns=list(columns))
     if not columns:
         out.note = "no column to compare"
@@ -129,9 +132,11 @@ def multivariate_drift(
     if n < 50:
         out.note = f"not enough data: {n} rows a side (at least 50 are needed)"
         return out
-    ref = take_rows(reference, np.sort(rng.choice(len(reference), n, replace=False)))
-    cur = take_rows(current, np.sort(rng.choice(len(current), n, replace=False)))
-    xr, xc, categorical = _encode(ref, cur, columns, kinds)
+    ref = reference if isinstance(reference, Columns) else Columns(reference)
+    cur = current if isinstance(current, Columns) else Columns(current)
+    ref_rows = np.sort(rng.choice(len(ref), n, replace=False))
+    cur_rows = np.sort(rng.choice(len(cur), n, replace=False))
+    xr, xc, categorical = _encode(ref, ref_rows, cur, cur_rows, columns, kinds)
     x = np.vstack([xr, xc])
     y = np.concatenate([np.zeros(n, dtype=bool), np.ones(n, dtype=bool)])
     terms = _out_of_fold_terms(x, y, categorical, rng)

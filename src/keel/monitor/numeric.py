@@ -77,8 +77,14 @@ class KolmogorovSmirnov(Detector):
             d = float(np.max(np.abs(reference.cdf(points) - current.cdf(points))))
             n_ref, how = reference.n, "exact"
         else:
-            points = np.union1d(reference.grid(), current.grid())
-            d = float(np.max(np.abs(reference.cdf(points) - current.cdf(points))))
+            # The largest gap over both grids (each side's CDF at the other's points too).
+            ours, theirs = reference.grid(), current.grid()
+            d = float(
+                max(
+                    np.max(np.abs(reference.grid_cdf() - current.cdf(ours)), initial=0.0),
+                    np.max(np.abs(reference.cdf(theirs) - current.grid_cdf()), initial=0.0),
+                )
+            )
             # A profile's quantiles come from a sample of at most 100,000 values.
             n_ref = reference.n if reference.values is not None else min(reference.n, 100_000)
             how = "grid"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import BadPath, InvalidInput, KeelError, NotFound
-from keel.monitor.columns import column_names, is_arrow
+from keel.monitor.columns import Columns, column_names, is_arrow
 
 if TYPE_CHECKING:
     from keel.workspace import Workspace
@@ -34,6 +34,7 @@ class Side:
     dataset: Any | None = None  # DatasetVersion
     model: Any | None = None  # ModelVersion
     notes: list[str] = field(default_factory=list)
+    _columns: Columns | None = field(default=None, repr=False)
 
     def table(self) -> Any | None:
         """The table, read on first use; None when only a profile exists."""
@@ -41,6 +42,15 @@ class Side:
             self.frame = self.loader()
             self.loader = None
         return self.frame
+
+    def data(self) -> Columns:
+        """The table's columns, each converted to numpy once (the table must exist)."""
+        table = self.table()
+        if table is None:
+            raise InvalidInput(f"{self.label} has no table, only a profile")
+        if self._columns is None or self._columns.table is not table:
+            self._columns = Columns(table)
+        return self._columns
 
     @property
     def columns(self) -> list[str]:
@@ -70,8 +80,12 @@ def read_path(path: str) -> Any:
     lower = path.lower()
     try:
         if lower.endswith((".parquet", ".pq")):
-            # ParquetFile, not read_table: the dataset layer imports pandas.
-            table = pq.ParquetFile(path).read()
+            # ParquetFile, not read_table: the dataset layer imports pandas. Memory-mapped:
+            # reading through a buffered file took 0.3-1.3 s for two 170 MB files, mapped 0.2 s.
+            # Text stays dictionary-encoded as the file holds it: its codes need no hashing.
+            schema = pq.read_schema(path, memory_map=True)
+            text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+            table = pq.ParquetFile(path, memory_map=True, read_dictionary=text or None).read()
             meta = table.schema.pandas_metadata or {}
             index = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
             return table.drop_columns(index) if index else table  # an index is not a column
