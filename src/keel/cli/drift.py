@@ -83,12 +83,12 @@ def drift_cmd(
     Each may be a CSV or Parquet file or a dataset version (churn@v3); REFERENCE
     may also be a model version (churn/v4, churn@champion): its training data.
     """
-    from keel.cli.memory import keep_freed_memory
+    from keel.cli.memory import tune_for_batch
+
+    tune_for_batch()  # before numpy's import: reuse large blocks, no huge pages
     from keel.errors import WorkspaceNotFound
     from keel.monitor import drift
     from keel.workspace import connect
-
-    keep_freed_memory()  # a batch command: numpy's large temporaries are reused, not refaulted
 
     try:
         ws = connect()

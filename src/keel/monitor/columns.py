@@ -39,8 +39,14 @@ __all__ = [
 GRID = 1001
 # An object column whose non-null values are numbers at least this often is read as numbers.
 NUMERIC_SHARE = 0.95
-# numpy's name for the Arrow types columns are read as.
-_NUMPY = {"double": "float64", "int64": "int64"}
+# numpy's name for each Arrow type read from its buffers.
+_NUMPY = {
+    **{f"int{b}": f"int{b}" for b in (8, 16, 32, 64)},
+    **{f"uint{b}": f"uint{b}" for b in (8, 16, 32, 64)},
+    "halffloat": "float16",
+    "float": "float32",
+    "double": "float64",
+}
 
 
 @dataclass
@@ -166,22 +172,25 @@ def _arrow_kind(column: Any) -> str | None:
     return None
 
 
-def _arrow_numpy(column: Any, dtype: Any, null: Any) -> Any:
-    """An Arrow column cast to ``dtype`` (a fixed-width Arrow type), nulls as ``null``, read
-    from its buffers (data and validity bitmap): pyarrow's ``to_numpy`` and Python scalars
-    import pandas, a second of a command that needs none."""
+def _arrow_numpy(column: Any, dtype: str, null: Any) -> Any:
+    """A numeric Arrow column (or dictionary indices) as numpy ``dtype``, nulls as
+    ``null``, read from its buffers (data and validity bitmap) in the column's own width
+    and converted by numpy. pyarrow's ``to_numpy`` and Python scalars import pandas, and
+    its casts import ``pyarrow.compute``: together more than a second of a command that
+    needs neither."""
     import pyarrow as pa
 
-    cast = column if column.type == dtype else column.cast(dtype, safe=False)
-    chunks = cast.chunks if isinstance(cast, pa.ChunkedArray) else [cast]
-    kind = np.dtype(_NUMPY[str(dtype)])
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    source = np.dtype(_NUMPY[str(column.type)])
     parts = []
     for c in chunks:
         if not len(c):
             continue
         validity, data = c.buffers()[:2]
         # A read-only view of Arrow's buffer: whoever changes values works on a copy.
-        values = np.frombuffer(data, dtype=kind, count=len(c), offset=c.offset * kind.itemsize)
+        values = np.frombuffer(data, dtype=source, count=len(c), offset=c.offset * source.itemsize)
+        if values.dtype != dtype:
+            values = values.astype(dtype)
         if c.null_count:
             bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
             values = np.where(bits[c.offset : c.offset + len(c)].astype(bool), values, null)
@@ -189,7 +198,7 @@ def _arrow_numpy(column: Any, dtype: Any, null: Any) -> Any:
     if len(parts) == 1:
         parts[0].flags.writeable = False  # perhaps the table's own memory
         return parts[0]
-    return np.concatenate(parts) if parts else np.empty(0, dtype=kind)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
 
 def _as_pandas(series: Any) -> Any:
@@ -249,7 +258,7 @@ def numeric_values(series: Any) -> tuple[Any, int, list[str]]:
 
         if pa.types.is_null(series.type):
             return np.full(len(series), np.nan), 0, []
-        return _arrow_numpy(series, pa.float64(), float("nan")), 0, []
+        return _arrow_numpy(series, "float64", float("nan")), 0, []
     import pandas as pd
 
     series = _as_pandas(series)
@@ -346,6 +355,8 @@ def categorical_codes(series: Any) -> tuple[Any, list[str]]:
 def _arrow_codes(column: Any) -> tuple[Any, list[str]]:
     import pyarrow as pa
 
+    if pa.types.is_boolean(column.type):
+        return _bool_codes(column), ["false", "true"]
     if not pa.types.is_dictionary(column.type):
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
@@ -358,8 +369,28 @@ def _arrow_codes(column: Any) -> tuple[Any, list[str]]:
         indices = pa.chunked_array([c.indices for c in column.chunks], column.type.index_type)
     else:
         dictionary, indices = column.dictionary, column.indices
-    codes = _arrow_numpy(indices, pa.int64(), -1)
+    codes = _arrow_numpy(indices, "int64", -1)
     return codes, [_text(v) for v in dictionary.to_pylist()]
+
+
+def _bool_codes(column: Any) -> Any:
+    """A boolean Arrow column as codes 0 (false), 1 (true), -1 (missing), from its bits."""
+    import pyarrow as pa
+
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    parts = []
+    for c in chunks:
+        if not len(c):
+            continue
+        validity, data = c.buffers()[:2]
+        window = slice(c.offset, c.offset + len(c))
+        bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")[window]
+        codes = bits.astype(np.int64)
+        if c.null_count:
+            valid = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+            codes[valid[window] == 0] = -1
+        parts.append(codes)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
 def column_from_codes(codes: Any, labels: list[str]) -> CategoricalColumn:

@@ -36,7 +36,7 @@ from keel.monitor.decision import DecisionRule
 from keel.monitor.feature import FeatureDrift, decide, score_feature
 from keel.monitor.multivariate import multivariate_drift
 from keel.monitor.report import DriftReport
-from keel.monitor.sources import Side, load_side
+from keel.monitor.sources import Side, load_side, read_together
 
 if TYPE_CHECKING:
     from keel.workspace import Workspace
@@ -162,13 +162,14 @@ def drift(
             used_ws.append(connect())
         return used_ws[0]
 
-    cur = load_side(current, "current", ws)
+    read = read_together(current, reference)
+    cur = load_side(current, "current", ws, read=read)
     if cur.profile is not None and cur.table() is None:
         raise InvalidInput("current must be a table (a profile can only be the reference)")
     if cur.table() is None:
         cur.frame = cur.table()
     cur_cols = cur.columns
-    ref = load_side(reference, "reference", ws, want=cur_cols)
+    ref = load_side(reference, "reference", ws, want=cur_cols, read=read)
     ref_cols = ref.columns
     excluded = _names(exclude)
     unknown = [c for c in excluded if c not in ref_cols and c not in cur_cols]

@@ -203,7 +203,7 @@ def roc_auc(y: Any, score: Any) -> float:
     >>> roc_auc(np.array([False, False, True, True]), np.array([0.1, 0.4, 0.35, 0.8]))
     0.75
     """
-    order = np.argsort(score, kind="mergesort")
+    order = np.argsort(score)  # the order within ties does not change their average rank
     s = np.asarray(score)[order]
     first = np.r_[True, s[1:] != s[:-1]]
     starts = np.flatnonzero(first)

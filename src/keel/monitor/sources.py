@@ -92,7 +92,8 @@ def read_path(path: str) -> Any:
         return pacsv.read_csv(
             path,
             parse_options=pacsv.ParseOptions(delimiter="\t" if lower.endswith(".tsv") else ","),
-            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+            # Text of few values arrives dictionary-encoded: its codes need no hashing.
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True, auto_dict_encode=True),
         )
     except (pa.ArrowInvalid, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -137,16 +138,40 @@ def _from_model(ws: Workspace, ref: str, want: list[str] | None) -> Side:
     return best
 
 
+def _table_file(obj: Any) -> str | None:
+    """``obj`` as the path of a table file that exists, else None."""
+    if isinstance(obj, os.PathLike):
+        obj = os.fspath(obj)
+    if isinstance(obj, str) and obj.lower().endswith(SUFFIXES) and os.path.isfile(obj):
+        return obj
+    return None
+
+
+def read_together(*objs: Any) -> Callable[[str], Any]:
+    """When every one of ``objs`` is a table file, start reading them all at once (Arrow
+    reads without the GIL) and return what :func:`load_side` reads a path with."""
+    paths = [_table_file(obj) for obj in objs]
+    if len(paths) < 2 or any(path is None for path in paths):
+        return read_path
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(paths), thread_name_prefix="keel-read") as pool:
+        futures = {path: pool.submit(read_path, path) for path in paths if path is not None}
+    return lambda path: futures[path].result() if path in futures else read_path(path)
+
+
 def load_side(
     obj: Any,
     role: str,
     workspace: Callable[[], Workspace],
     want: list[str] | None = None,
+    read: Callable[[str], Any] = read_path,
 ) -> Side:
     """Turn what the caller passed as ``role`` ("reference" or "current") into a Side.
 
     ``workspace`` is called only when a reference string needs one; ``want`` (the
-    other side's columns) picks the best-matching table of a profile."""
+    other side's columns) picks the best-matching table of a profile; ``read`` reads a
+    table file (:func:`read_together` gives one that has read it already)."""
     from keel.data.version import DatasetVersion
 
     pd = sys.modules.get("pandas")  # not imported yet: obj cannot be a DataFrame
@@ -169,7 +194,7 @@ def load_side(
     if os.path.exists(obj):
         if os.path.isdir(obj) or not obj.lower().endswith(SUFFIXES):
             raise BadPath(f"{role} {obj!r} is not a .csv, .tsv or .parquet file")
-        return Side(label=obj, frame=read_path(obj))
+        return Side(label=obj, frame=read(obj))
     if obj.lower().endswith(SUFFIXES) or (os.sep in obj and "/v" not in obj):
         raise BadPath(f"{role} {obj!r}: no such file")
     ws = workspace()
