@@ -199,8 +199,10 @@ def drift(
     judged: dict[str, FeatureDrift] = {}
     kinds: dict[str, str] = {}
     references: dict[str, Column] = {}
-    if ref.profile is None:  # read once, before the columns are judged side by side
-        ref.table()
+    # Read and wrapped once, before the columns are judged side by side on threads.
+    cur.data()
+    if ref.profile is None:
+        ref.data()
 
     def judge(name: str) -> tuple[tuple[Column, Column] | str, FeatureDrift | None]:
         pair = _pair(ref, cur, name)
