@@ -253,10 +253,22 @@ def test_keel_drift_tunes_its_process_for_one_batch() -> None:
     code = (
         "import os; from keel.cli.memory import tune_for_batch; took = tune_for_batch()\n"
         "from numpy._core.multiarray import _get_madvise_hugepage\n"
-        "print(took, os.environ.get('NUMPY_MADVISE_HUGEPAGE'), _get_madvise_hugepage())"
+        "import pyarrow as pa\n"
+        "print(took, os.environ.get('NUMPY_MADVISE_HUGEPAGE'), _get_madvise_hugepage(),"
+        " pa.default_memory_pool().backend_name)"
     )
-    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NUMPY_MADVISE_HUGEPAGE", "ARROW_DEFAULT_MEMORY_POOL")
+    }
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
     )
-    assert done.stdout.split() == ["True", "0", "False"], done.stderr
+    assert done.stdout.split() == ["True", "0", "False", "jemalloc"], done.stderr
+    # what a user set stays set
+    env.update(NUMPY_MADVISE_HUGEPAGE="1", ARROW_DEFAULT_MEMORY_POOL="system")
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.stdout.split() == ["True", "1", "True", "system"], done.stderr
