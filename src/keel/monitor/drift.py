@@ -250,15 +250,19 @@ def drift(
                 f"{', '.join(missing[:10])}"
             )
     current_table = cur.table()
-    report.over_time = _over_time(judged, references, cur.data(), rule, chunks, chunk_size, seed)
+    multivariate_result: Callable[[], Any] | None = None
     if multivariate and kinds:
         if ref.table() is None:
             report.notes.append("multivariate drift needs the reference table; only a profile")
         else:
             cols = [c for c in judged if judged[c].status != "type changed"]
-            report.multivariate = multivariate_drift(
-                ref.data(), cur.data(), cols, kinds, seed=seed
+            ref_data, cur_data = ref.data(), cur.data()
+            multivariate_result = _beside(
+                lambda: multivariate_drift(ref_data, cur_data, cols, kinds, seed=seed), cur.rows
             )
+    report.over_time = _over_time(judged, references, cur.data(), rule, chunks, chunk_size, seed)
+    if multivariate_result is not None:
+        report.multivariate = multivariate_result()
     _performance(report, ref, current_table, target, prediction, change_detector, chunks)
     report.seconds = time.perf_counter() - started
     if record and used_ws:
@@ -299,6 +303,20 @@ def _each(work: Callable[[str], T], names: list[str], rows: int) -> list[T]:
 
     with ThreadPoolExecutor(workers, thread_name_prefix="keel-drift") as pool:
         return list(pool.map(work, names))
+
+
+def _beside(work: Callable[[], T], rows: int) -> Callable[[], T]:
+    """Start ``work`` on a thread of its own for large tables (it reads only columns
+    already converted), and return what waits for its result (or raises its error)."""
+    if rows < PARALLEL_ROWS or (os.cpu_count() or 1) < 2:
+        done = work()
+        return lambda: done
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="keel-drift")
+    future = pool.submit(work)
+    pool.shutdown(wait=False)
+    return future.result
 
 
 CHUNK_ROWS = 5_000  # numeric values of each chunk judged (a uniform sample of the chunk)
