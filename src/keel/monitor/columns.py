@@ -30,6 +30,7 @@ __all__ = [
     "column_from_series",
     "column_from_values",
     "column_names",
+    "distinct_sorted",
     "is_arrow",
     "kind_of",
     "numeric_values",
@@ -101,9 +102,9 @@ class NumericColumn:
         """Points where the distribution is known: quantiles (deduplicated)."""
         if self._grid is None:
             if self.values is not None:
-                self._grid = np.unique(self.quantile(np.linspace(0.0, 1.0, GRID)))
+                self._grid = distinct_sorted(self.quantile(np.linspace(0.0, 1.0, GRID)))
             else:
-                self._grid = np.unique(np.asarray(self.quantiles, dtype=float))
+                self._grid = distinct_sorted(np.sort(np.asarray(self.quantiles, dtype=float)))
         return self._grid
 
     def grid_cdf(self) -> Any:
@@ -143,6 +144,20 @@ class CategoricalColumn:
 
 
 Column = NumericColumn | CategoricalColumn
+
+
+def distinct_sorted(values: Any) -> Any:
+    """The distinct values of ``values``, which are in order already: ``numpy.unique``
+    without its sort, and without its import of ``numpy.ma`` (a hundredth of a second of
+    a command that uses it nowhere else).
+
+    >>> distinct_sorted([1.0, 1.0, 2.0, 3.0, 3.0]).tolist()
+    [1.0, 2.0, 3.0]
+    """
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return v.copy()
+    return v[np.concatenate(([True], v[1:] != v[:-1]))]
 
 
 def is_arrow(obj: Any) -> bool:

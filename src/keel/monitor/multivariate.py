@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from keel.monitor.columns import Columns
+from keel.monitor.columns import Columns, distinct_sorted
 
 __all__ = ["MultivariateDrift", "multivariate_drift", "roc_auc"]
 
@@ -174,7 +174,7 @@ def _bins(x: Any, categorical: Any, fit: Any) -> tuple[Any, int]:
         else:
             seen = col[fit][~missing[fit]]
             cuts = np.linspace(0, 1, BINS + 1)[1:-1]
-            edges: Any = np.unique(np.quantile(seen, cuts)) if len(seen) else np.empty(0)
+            edges: Any = distinct_sorted(np.quantile(seen, cuts)) if len(seen) else np.empty(0)
             b = np.searchsorted(edges, np.where(missing, 0.0, col), side="right")
         out[:, j] = np.where(missing, width - 1, b)
     return out, width

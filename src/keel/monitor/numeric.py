@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from keel.monitor.columns import NumericColumn
+from keel.monitor.columns import NumericColumn, distinct_sorted
 from keel.monitor.detector import Detector, Score, check_level, check_positive
 from keel.monitor.noise import ks_p_value
 
@@ -47,7 +47,7 @@ def scale_of(reference: NumericColumn, current: NumericColumn) -> float:
 def bin_shares(reference: NumericColumn, current: NumericColumn, bins: int) -> tuple[Any, Any]:
     """Shares of both columns in ``bins`` bins cut at the reference's quantiles
     (equal reference mass; ties merge bins); the outer bins are open-ended."""
-    inner = np.unique(reference.quantile(np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    inner = distinct_sorted(reference.quantile(np.linspace(0.0, 1.0, bins + 1)[1:-1]))
     p = np.diff(np.concatenate([[0.0], reference.cdf(inner), [1.0]]))
     q = np.diff(np.concatenate([[0.0], current.cdf(inner), [1.0]]))
     return p, q

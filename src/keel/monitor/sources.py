@@ -172,14 +172,14 @@ def load_side(
     ``workspace`` is called only when a reference string needs one; ``want`` (the
     other side's columns) picks the best-matching table of a profile; ``read`` reads a
     table file (:func:`read_together` gives one that has read it already)."""
-    from keel.data.version import DatasetVersion
-
-    pd = sys.modules.get("pandas")  # not imported yet: obj cannot be a DataFrame
+    # Modules not imported yet cannot have made obj: a DataFrame, a DatasetVersion.
+    pd = sys.modules.get("pandas")
     if pd is not None and isinstance(obj, pd.DataFrame):
         return Side(label="DataFrame", frame=obj)
     if is_arrow(obj) and hasattr(obj, "column_names"):
         return Side(label="Arrow table", frame=obj)
-    if isinstance(obj, DatasetVersion):
+    versions = sys.modules.get("keel.data.version")
+    if versions is not None and isinstance(obj, versions.DatasetVersion):
         return _from_dataset(obj, want)
     if isinstance(obj, dict):
         return Side(label="profile", profile=_profile_table(obj, want))
