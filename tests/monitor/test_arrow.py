@@ -248,27 +248,26 @@ def test_two_files_are_read_together_and_anything_else_as_before(tmp_path) -> No
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux's")
 def test_keel_drift_tunes_its_process_for_one_batch() -> None:
-    """glibc takes both settings and numpy asks for no huge pages; in a process of its
-    own, not to change the test runner's."""
+    """glibc takes both settings, numpy asks for no huge pages and one BLAS thread, Arrow
+    reads with jemalloc; in a process of its own, not to change the test runner's."""
     code = (
         "import os; from keel.cli.memory import tune_for_batch; took = tune_for_batch()\n"
         "from numpy._core.multiarray import _get_madvise_hugepage\n"
         "import pyarrow as pa\n"
+        "from threadpoolctl import threadpool_info\n"
+        "blas = {i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}\n"
         "print(took, os.environ.get('NUMPY_MADVISE_HUGEPAGE'), _get_madvise_hugepage(),"
-        " pa.default_memory_pool().backend_name)"
+        " pa.default_memory_pool().backend_name, *sorted(blas))"
     )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("NUMPY_MADVISE_HUGEPAGE", "ARROW_DEFAULT_MEMORY_POOL")
-    }
+    settings = ("NUMPY_MADVISE_HUGEPAGE", "ARROW_DEFAULT_MEMORY_POOL", "OPENBLAS_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in settings}
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
     )
-    assert done.stdout.split() == ["True", "0", "False", "jemalloc"], done.stderr
+    assert done.stdout.split() == ["True", "0", "False", "jemalloc", "1"], done.stderr
     # what a user set stays set
-    env.update(NUMPY_MADVISE_HUGEPAGE="1", ARROW_DEFAULT_MEMORY_POOL="system")
+    env.update(NUMPY_MADVISE_HUGEPAGE="1", ARROW_DEFAULT_MEMORY_POOL="system", OPENBLAS_NUM_THREADS="2")
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
     )
-    assert done.stdout.split() == ["True", "1", "True", "system"], done.stderr
+    assert done.stdout.split() == ["True", "1", "True", "system", "2"], done.stderr
