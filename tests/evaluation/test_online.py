@@ -125,3 +125,41 @@ def test_online_decisions_are_taken_at_the_offline_threshold(ws):
     assert arm.threshold == 0.4
     assert arm.metric_value == pytest.approx(((scores >= 0.4) == truth).mean())
     assert arm.metric_value == pytest.approx(ev.metrics["accuracy"])  # the same rows, one rule
+
+
+def test_a_caller_gives_the_offline_evaluation_and_it_is_read_once(ws, monkeypatch):
+    """`keel deploy status` shows each version's offline evaluation and takes the online
+    decisions at its threshold: one lookup per version serves both."""
+    import pandas as pd
+
+    import keel
+    from keel.deploy.status import deployment_status
+    from keel.evaluation import records
+    from keel.evaluation.online import offline_threshold
+    from tests.evaluation.helpers import ColumnScore, log
+
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 2, 200)
+    scores = np.clip(0.25 + 0.3 * truth + rng.normal(0, 0.15, 200), 0, 1)
+    frame = pd.DataFrame({"s": scores, "y": truth})
+    log(ws, ColumnScore("s"), "churn", frame[["s"]])
+    ev = keel.evaluate("churn/v1", data=frame, target="y", workspace=ws, threshold=0.4)
+    log_predictions(ws, 1, "champion", (scores >= 0.5).astype(int), scores=scores.tolist())
+    log_outcomes(ws, [f"p{i}" for i in range(200)], truth.astype(float).tolist())
+
+    assert records.newest_evaluation(ws, "churn", 1)["id"] == ev.id
+    assert records.newest_evaluation(ws, "churn", 7) is None  # no such version: no evaluation
+    assert offline_threshold(ws, "churn", 1) == 0.4 and offline_threshold(ws, "churn", 7) is None
+
+    asked: list[int] = []
+    real = records.newest_evaluation
+
+    def counted(ws_, model, version):
+        asked.append(version)
+        return real(ws_, model, version)
+
+    monkeypatch.setattr(records, "newest_evaluation", counted)
+    status = deployment_status(ws, "churn")
+    (arm,) = status["arms"]
+    assert arm["offline"]["evaluation"] == ev.id and arm["threshold"] == 0.4
+    assert asked == [1]

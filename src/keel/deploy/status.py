@@ -3,6 +3,7 @@ the online metric beside the offline one, and the always-valid test between the 
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from keel.deploy.records import current_deployment, deployment_history
@@ -45,21 +46,13 @@ def outcome_test(
     return msprt(champion.utilities, challenger.utilities)
 
 
-def _offline(ws: Workspace, model: str, version: int) -> dict[str, Any] | None:
-    """The newest offline evaluation of a version: its metrics and value, to set beside online."""
-    from keel.evaluation.records import evaluations_of
-    from keel.registry.versions import resolve_model
-
-    found = [
-        e
-        for e in evaluations_of(ws, resolve_model(ws, f"{model}/v{version}"))
-        if e["kind"] == "evaluation"
-    ]
-    if not found:
+def _offline(evaluation: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An offline evaluation record's metrics and value, to set beside online."""
+    if evaluation is None:
         return None
-    summary = found[0]["summary"]
+    summary = evaluation["summary"]
     return {
-        "evaluation": found[0]["id"],
+        "evaluation": evaluation["id"],
         "metrics": summary.get("metrics"),
         "value": summary.get("outcome"),
         "data": summary.get("data"),
@@ -76,6 +69,7 @@ def deployment_status(
 ) -> dict[str, Any]:
     """Everything ``keel deploy status`` shows, as a JSON-ready dict."""
     from keel.evaluation.online import online_results, outcome_from_dict
+    from keel.evaluation.records import newest_evaluation
     from keel.registry.versions import model_aliases
 
     with ws.db.read() as conn:
@@ -83,12 +77,15 @@ def deployment_status(
     dep = current_deployment(ws, model)
     start = since if since is not None else (dep.created_at if dep is not None else None)
     judged = outcome or (outcome_from_dict(dep.outcome) if dep is not None else None)
-    result = online_results(ws, model, since=start, outcome=judged)
+    # Each version's newest offline evaluation, read once: its threshold takes the online
+    # decisions, its metrics stand beside the online ones.
+    offline = functools.cache(lambda version: newest_evaluation(ws, model, version))
+    result = online_results(ws, model, since=start, outcome=judged, offline=offline)
     arms = []
     for arm in result.arms:
         doc = arm.to_dict()
         doc["ref"] = f"{model}/v{arm.version}"
-        doc["offline"] = _offline(ws, model, arm.version)
+        doc["offline"] = _offline(offline(arm.version))
         if doc["offline"] and arm.metric in ("accuracy",) and doc["offline"]["metrics"]:
             off = doc["offline"]["metrics"].get("accuracy")
             doc["online_minus_offline"] = (

@@ -13,6 +13,7 @@ prediction id was never logged joins nothing and is counted as unmatched.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "offline_threshold",
     "online_results",
     "outcome_from_dict",
+    "threshold_of",
 ]
 
 # One row per served or shadow prediction; outcomes deduplicated, first received wins.
@@ -198,9 +200,18 @@ def online_results(
     since: float | None = None,
     outcome: Outcome | None = None,
     confidence: float = 0.95,
+    offline: Callable[[int], dict[str, Any] | None] | None = None,
 ) -> OnlineResult:
-    """Per (version, arm): traffic and latency from the log, metrics and value from the outcomes."""
+    """Per (version, arm): traffic and latency from the log, metrics and value from the outcomes.
+
+    ``offline`` gives a version's newest offline evaluation (whose threshold the online
+    decisions are taken at): a caller that shows that evaluation too passes its own, so
+    it is read once."""
     import numpy as np
+
+    from keel.evaluation.records import newest_evaluation
+
+    evaluation_of = offline or (lambda version: newest_evaluation(ws, model, version))
 
     found = _relations(ws, model, since)
     if found is None:
@@ -243,7 +254,7 @@ def online_results(
         if not len(rows):
             continue
         if result.version not in cuts:
-            cuts[result.version] = offline_threshold(ws, model, result.version)
+            cuts[result.version] = threshold_of(evaluation_of(result.version))
         utilities, name, metrics, value_total, used = arm_utilities(
             rows, outcome, cuts[result.version]
         )
@@ -261,19 +272,15 @@ def online_results(
 
 def offline_threshold(ws: Workspace, model: str, version: int) -> float | None:
     """The decision threshold of the newest offline evaluation of ``model/v{version}``."""
-    from keel.errors import NotFound
-    from keel.evaluation.records import evaluations_of
-    from keel.registry.versions import resolve_model
+    from keel.evaluation.records import newest_evaluation
 
-    try:
-        mv = resolve_model(ws, f"{model}/v{version}")
-    except NotFound:  # a log written by hand, or a version since removed
-        return None
-    for e in evaluations_of(ws, mv):
-        if e["kind"] == "evaluation":
-            cut = e["summary"].get("threshold")
-            return float(cut) if isinstance(cut, int | float) else None
-    return None
+    return threshold_of(newest_evaluation(ws, model, version))
+
+
+def threshold_of(evaluation: dict[str, Any] | None) -> float | None:
+    """The decision threshold an offline evaluation record chose, if any."""
+    cut = evaluation["summary"].get("threshold") if evaluation is not None else None
+    return float(cut) if isinstance(cut, int | float) else None
 
 
 def arm_utilities(

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from keel.registry.versions import ModelVersion
     from keel.workspace import Workspace
 
-__all__ = ["evaluations_of", "record_evaluation"]
+__all__ = ["evaluations_of", "newest_evaluation", "record_evaluation"]
 
 
 def record_evaluation(
@@ -96,3 +96,17 @@ def evaluations_of(ws: Workspace, model: ModelVersion) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def newest_evaluation(ws: Workspace, model: str, version: int) -> dict[str, Any] | None:
+    """The newest offline evaluation of ``model/v{version}`` (as :func:`evaluations_of`
+    lists it); None when it has none, or the version is not in the registry (a log
+    written by hand, a version since removed)."""
+    from keel.errors import NotFound
+    from keel.registry.versions import resolve_model
+
+    try:
+        mv = resolve_model(ws, f"{model}/v{version}")
+    except NotFound:
+        return None
+    return next((e for e in evaluations_of(ws, mv) if e["kind"] == "evaluation"), None)
