@@ -207,13 +207,19 @@ def _arrow_numpy(column: Any, dtype: str, null: Any) -> Any:
         if values.dtype != dtype:
             values = values.astype(dtype)
         if c.null_count:
-            bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
-            values = np.where(bits[c.offset : c.offset + len(c)].astype(bool), values, null)
+            values = np.where(_bits(validity, c), values, null)
         parts.append(values)
     if len(parts) == 1:
         parts[0].flags.writeable = False  # perhaps the table's own memory
         return parts[0]
     return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+
+def _bits(buffer: Any, chunk: Any) -> Any:
+    """An Arrow bitmap (validity, or a boolean column's values) as booleans, one per row
+    of ``chunk``."""
+    bits = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), bitorder="little")
+    return bits[chunk.offset : chunk.offset + len(chunk)].astype(bool)
 
 
 def _as_pandas(series: Any) -> Any:
@@ -398,12 +404,9 @@ def _bool_codes(column: Any) -> Any:
         if not len(c):
             continue
         validity, data = c.buffers()[:2]
-        window = slice(c.offset, c.offset + len(c))
-        bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")[window]
-        codes = bits.astype(np.int64)
+        codes = _bits(data, c).astype(np.int64)
         if c.null_count:
-            valid = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
-            codes[valid[window] == 0] = -1
+            codes[~_bits(validity, c)] = -1
         parts.append(codes)
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
