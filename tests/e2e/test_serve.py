@@ -328,8 +328,9 @@ def _swaps_under_load(root: Path, *serve_args: str, moves: int) -> None:
         f"(median), {max(lags):.2f} s (max)"
     )
     # The first move also loads the model it names (the server has served only the other
-    # one): on a machine busy with other tests that alone has taken two seconds.
-    assert lags[0] < 5.0, f"answers followed the first move after {lags[0]:.2f} s"
+    # one): on a machine busy with other tests that alone has taken two seconds, and six
+    # once (a 2-core machine running the whole suite).
+    assert lags[0] < 10.0, f"answers followed the first move after {lags[0]:.2f} s"
     worst = max(lags[1:])
     assert worst < 1.5, f"answers followed the alias after {worst:.2f} s at worst"
     assert statistics.median(lags) < 1.0, lags

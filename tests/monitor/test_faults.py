@@ -29,8 +29,11 @@ def test_different_column_sets_compare_the_common_ones_and_say_so() -> None:
     report = keel.monitor.drift(ref, cur, multivariate=False)
     assert set(report.features) == {"x", "c"}
     assert report.reference_only == ["only_ref"] and report.current_only == ["only_cur"]
-    assert any("missing from the current table" in n for n in report.notes)
-    assert not report.drifted
+    assert report.schema.missing == ["only_ref"] and report.schema.new == ["only_cur"]
+    # Without a model to say what it needs, a missing column is reported, not a break.
+    assert not report.drifted and not report.schema_broken and report.exit_code == 0
+    assert report.headline() == "NO DRIFT: 0 of 2 features drifted"
+    assert report.schema.sentence() == "1 column(s) missing: only_ref; 1 new column: only_cur"
 
 
 def test_no_common_column_is_bad_input() -> None:
@@ -69,12 +72,22 @@ def test_a_level_the_reference_never_had_is_named() -> None:
     assert not quiet.drifted
 
 
-def test_a_numeric_column_that_arrives_as_text_is_a_type_change() -> None:
+def test_numbers_that_arrive_as_text_are_read_as_numbers() -> None:
+    # One typing rule for a DataFrame and a CSV: the values decide, not how they were held.
     cur = frame()
     cur["x"] = cur["x"].map(lambda v: f"{v:.3f}")
     report = keel.monitor.drift(frame(), cur, multivariate=False)
     x = report.features["x"]
-    assert x.status == "type changed" and x.drifted
+    assert x.kind == "numeric" and x.status == "no drift" and report.status == "no drift"
+
+
+def test_words_where_numbers_were_are_a_type_change() -> None:
+    cur = frame()
+    cur["x"] = np.where(cur.index % 2 == 0, "low", "high")
+    report = keel.monitor.drift(frame(), cur, multivariate=False)
+    x = report.features["x"]
+    assert x.status == "type changed" and not x.drifted  # a schema break, not drift
+    assert report.status == "schema" and report.exit_code == 1
     assert x.reasons == ["numeric in the reference, categorical in the current data"]
     assert not report.features["c"].drifted
 
@@ -92,14 +105,15 @@ def test_mixed_types_in_one_column() -> None:
     mostly[:5] = "oops"
     report = keel.monitor.drift(frame(), frame().assign(x=mostly), multivariate=False)
     x = report.features["x"]
-    assert x.kind == "numeric" and any("not numbers" in n and "'oops'" in n for n in x.notes)
+    assert x.kind == "numeric" and any("did not parse" in n and "'oops'" in n for n in x.notes)
     half = pd.Series(["a", 1, 2.5, "b"] * (N // 4), dtype=object)
     report = keel.monitor.drift(frame(m=half), frame(m=half), multivariate=False)
     m = report.features["m"]
     assert m.kind == "categorical" and not m.drifted
     assert any("mixes types (str, int, float)" in n for n in m.notes)
     text = keel.monitor.drift(frame(), frame().assign(x="word"), multivariate=False)
-    assert text.features["x"].status == "type changed" and text.drifted
+    assert text.features["x"].status == "type changed" and text.status == "schema"
+    assert text.headline().startswith("SCHEMA: column x changed type (numeric -> categorical)")
 
 
 def test_nan_and_inf() -> None:

@@ -19,11 +19,13 @@ def _fmt(v: object) -> str:
 def show_details(report: Any, echo: Callable[[str], None], outcomes: str = "") -> None:
     """What a drift report found, for a person: the columns that matter, multivariate drift,
     performance (realized or estimated) and the notes. ``keel monitor`` prints the same."""
-    shown = [f for f in report.features.values() if f.drifted or f.status != "no drift"]
+    shown = [
+        f for f in report.features.values() if f.drifted or f.status != "no drift" or f.notes
+    ]
     shown += [f for f in (report.prediction, report.target) if f is not None]
     if shown:
         table(
-            ["column", "status", "effect", "statistic", "p", "why"],
+            ["column", "status", "effect", "statistic", "p", "why, and notes"],
             [
                 (
                     f.name if f.role == "feature" else f"{f.name} ({f.role})",
@@ -31,15 +33,18 @@ def show_details(report: Any, echo: Callable[[str], None], outcomes: str = "") -
                     f.method or "-",
                     _fmt(f.statistic),
                     _fmt(f.p_value),
-                    "; ".join(f.reasons or f.notes[:1]),
+                    "; ".join([*f.reasons, *f.notes]) or "-",
                 )
                 for f in shown
             ],
         )
+    if report.schema.changed and not report.schema_broken:
+        echo(f"schema: {report.schema.sentence()}")
     mv = report.multivariate
     if mv is not None and mv.auc is not None:
         lo, hi = mv.auc_interval or (0.0, 0.0)
-        echo(f"multivariate: domain classifier AUC {mv.auc:.3f} ({lo:.3f}..{hi:.3f})")
+        verdict = "; ".join(mv.reasons()) if mv.drifted else "no multivariate drift"
+        echo(f"multivariate: domain classifier AUC {mv.auc:.3f} ({lo:.3f}..{hi:.3f}): {verdict}")
     if report.performance is not None:
         p = report.performance
         at = p.first_detection
@@ -63,6 +68,18 @@ def show_details(report: Any, echo: Callable[[str], None], outcomes: str = "") -
 @click.option("--prediction", default=None, help="The column holding the model's prediction.")
 @click.option("--exclude", default=None, help="Columns to leave out: a,b,c.")
 @click.option(
+    "--model",
+    "model_ref",
+    default=None,
+    help="The model (churn@champion) whose signature names the columns CURRENT must have; "
+    "by default REFERENCE's, when it is a model version.",
+)
+@click.option(
+    "--allow-missing",
+    default=None,
+    help="Columns that may be missing from CURRENT without a schema break: a,b.",
+)
+@click.option(
     "--report",
     type=click.Path(dir_okay=False),
     default=None,
@@ -75,13 +92,18 @@ def drift_cmd(
     target: str | None,
     prediction: str | None,
     exclude: str | None,
+    model_ref: str | None,
+    allow_missing: str | None,
     report: str | None,
     as_json: bool,
 ) -> None:
-    """Has CURRENT drifted from REFERENCE? Exit 0 no drift, 1 drift, 2 bad input.
+    """Has CURRENT drifted from REFERENCE? Exit 0 no drift, 1 drift or a schema break,
+    2 bad input.
 
     Each may be a CSV or Parquet file or a dataset version (churn@v3); REFERENCE
-    may also be a model version (churn/v4, churn@champion): its training data.
+    may also be a model version (churn/v4, churn@champion): its training data. A
+    column the model needs (its signature's inputs, --target, --prediction) missing
+    from CURRENT, or of another type, is a schema break: status SCHEMA, exit 1.
     """
     from keel.cli.memory import tune_for_batch
 
@@ -95,7 +117,14 @@ def drift_cmd(
     except WorkspaceNotFound:
         ws = None
     result = drift(
-        reference, current, target=target, prediction=prediction, exclude=exclude, workspace=ws
+        reference,
+        current,
+        target=target,
+        prediction=prediction,
+        exclude=exclude,
+        workspace=ws,
+        model=model_ref,
+        allow_missing=allow_missing,
     )
     if report:
         from keel.monitor.html import write_report
@@ -104,13 +133,12 @@ def drift_cmd(
     if as_json:
         emit_json(result.to_dict())
     else:
-        n = len(result.features)
         click.echo(
-            f"{result.status.upper()}: {len(result.drifted_features)} of {n} features drifted "
-            f"({result.reference} -> {result.current}; {result.rows[1]:,} rows)"
+            f"{result.headline()} ({result.reference} -> {result.current}; "
+            f"{result.rows[1]:,} rows)"
         )
         show_details(result, click.echo)
         if report:
             click.echo(f"report: {report}")
-    if result.drifted:
-        raise SystemExit(1)
+    if result.exit_code:
+        raise SystemExit(result.exit_code)

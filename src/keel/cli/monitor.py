@@ -180,8 +180,8 @@ def monitor_cmd(
             emit_json(result.to_dict())
         else:
             _show(result, report, brief=False)
-        if result.drifted:
-            raise SystemExit(1)
+        if result.exit_code:
+            raise SystemExit(result.exit_code)
         return
 
     def delivered(d: Delivery, alert: dict[str, Any]) -> None:
@@ -214,7 +214,7 @@ def monitor_cmd(
         )
     finally:
         alerter.close(wait=30.0)
-    if any(r.drifted for r in results):
+    if any(r.exit_code for r in results):
         raise SystemExit(1)
 
 

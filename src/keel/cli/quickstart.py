@@ -486,17 +486,15 @@ def _drift_chapter(
     if report is None:
         out.print(f"  {result.status}: {result.reason}")
         return
-    drifted = ", ".join(
-        f"{f.name} ({f.method} {f.statistic or 0.0:.2f})"
-        for f in sorted(report.features.values(), key=lambda f: -(f.statistic or 0.0))
-        if f.drifted
-    )
     calm = [name for name, f in report.features.items() if not f.drifted]
     out.print(
         f"  800 drifted requests -> {result.window.rows:,} predictions read from the log lake, "
         f"judged in {result.seconds:.1f} s"
     )
-    out.print(f"  {result.status.upper()}: {drifted}")
+    out.print(f"  {report.headline()}", markup=False, highlight=False)
+    for f in sorted(report.features.values(), key=lambda f: -(f.statistic or 0.0)):
+        if f.drifted:
+            out.print(f"    {f.name}: {'; '.join(f.reasons)}", markup=False, highlight=False)
     if calm:
         out.print(f"  not flagged: {', '.join(calm)} (unchanged, so no false alarm)")
     mv = report.multivariate

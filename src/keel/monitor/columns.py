@@ -232,12 +232,28 @@ def _as_pandas(series: Any) -> Any:
     return series.to_pandas()
 
 
-def kind_of(series: Any) -> tuple[str, str | None]:
-    """``("numeric" | "categorical", note)`` for a pandas Series or an Arrow column."""
+def kind_of(series: Any, codes: tuple[Any, list[str]] | None = None) -> tuple[str, str | None]:
+    """``("numeric" | "categorical", note)`` for a pandas Series or an Arrow column, by one
+    rule whatever held the values (a CSV read by Arrow, a DataFrame, a Parquet file):
+
+    - booleans are categorical; numbers are numeric;
+    - text, and objects of mixed types, are numeric when at least ``NUMERIC_SHARE`` (95%)
+      of the values present read as numbers (``float(str(value))``): the rest did not
+      parse, and are counted as missing and named in a note; otherwise categorical;
+    - a column with no value present is numeric; other types (dates, decimals) as pandas
+      infers them.
+
+    ``codes`` are the column's :func:`categorical_codes`, when already at hand."""
     if is_arrow(series):
         kind = _arrow_kind(series)
-        if kind is not None:
+        if kind == "numeric":
             return kind, None
+        if kind == "categorical":
+            import pyarrow as pa
+
+            if pa.types.is_boolean(series.type):
+                return kind, None
+            return _text_kind(*(codes or categorical_codes(series)), None)
         series = series.to_pandas()
     import pandas as pd
 
@@ -246,21 +262,14 @@ def kind_of(series: Any) -> tuple[str, str | None]:
         return "categorical", None
     if pd.api.types.is_numeric_dtype(dtype):
         return "numeric", None
+    if isinstance(dtype, pd.CategoricalDtype) and _is_text(series.cat.categories):
+        return _text_kind(*(codes or categorical_codes(series)), None)
     inferred = pd.api.types.infer_dtype(series, skipna=True)
-    if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
+    if inferred in ("integer", "floating", "mixed-integer-float", "decimal", "empty"):
         return "numeric", None
-    if inferred in ("empty",):
-        return "numeric", None
-    if inferred.startswith("mixed"):
-        values = series.dropna()
-        numbers = pd.to_numeric(values, errors="coerce")
-        share = float(numbers.notna().mean()) if len(values) else 0.0
-        if share >= NUMERIC_SHARE:
-            return "numeric", None
-        return "categorical", (
-            f"mixes types ({_type_names(values)}); compared as text, "
-            f"{share:.0%} of its values are numbers"
-        )
+    if inferred in ("string", "mixed", "mixed-integer"):
+        mixed = _type_names(series.dropna()) if inferred.startswith("mixed") else None
+        return _text_kind(*(codes or categorical_codes(series)), mixed)
     return "categorical", None
 
 
@@ -271,34 +280,87 @@ def _type_names(values: Any) -> str:
     return ", ".join(seen)
 
 
-def numeric_values(series: Any) -> tuple[Any, int, list[str]]:
-    """A column as float64 (NaN where missing), how many of its values were not numbers,
-    and a note naming some of them."""
+def _read_number(label: str) -> float | None:
+    try:
+        return float(label)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _text_kind(codes: Any, labels: list[str], mixed: str | None) -> tuple[str, str | None]:
+    """The kind of a text (or mixed) column from its distinct values and their counts: the
+    most frequent values are read first, and reading stops once too many did not parse
+    for the column to be numeric (an id column stops after a twentieth of its rows)."""
+    counts = np.bincount(codes[codes >= 0], minlength=len(labels))
+    present = int(counts.sum())
+    if not present:
+        return "numeric", None
+    allowed = present * (1 - NUMERIC_SHARE)  # values that may fail to parse
+    failed = 0
+    for i in np.argsort(-counts, kind="stable"):
+        if counts[i] and _read_number(labels[i]) is None:
+            failed += int(counts[i])
+            if failed > allowed:
+                break
+    if failed <= allowed:
+        return "numeric", None
+    if mixed is None:
+        return "categorical", None
+    numbers = sum(int(c) for c, label in zip(counts, labels, strict=True) if c and _read_number(label) is not None)
+    return "categorical", (
+        f"mixes types ({mixed}); compared as text, {numbers / present:.0%} of its values "
+        "are numbers"
+    )
+
+
+def _text_numbers(codes: Any, labels: list[str]) -> tuple[Any, int, list[str]]:
+    """A text column's values read as numbers (NaN where missing or not a number), how
+    many did not parse, and a note naming the most frequent of those."""
+    parsed = np.full(len(labels) + 1, np.nan)  # the last slot: missing (code -1)
+    bad: list[int] = []
+    for i, label in enumerate(labels):
+        value = _read_number(label)
+        if value is None:
+            bad.append(i)
+        else:
+            parsed[i] = value
+    values = parsed[codes]  # code -1 takes the last slot
+    if not bad:
+        return values, 0, []
+    counts = np.bincount(codes[codes >= 0], minlength=len(labels))
+    invalid = int(counts[bad].sum())
+    if not invalid:
+        return values, 0, []
+    top = sorted(bad, key=lambda i: -counts[i])[:3]
+    note = (
+        f"{invalid:,} values did not parse as numbers (e.g. "
+        f"{', '.join(repr(labels[i]) for i in top)}); counted as missing"
+    )
+    return values, invalid, [note]
+
+
+def numeric_values(series: Any, codes: tuple[Any, list[str]] | None = None) -> tuple[Any, int, list[str]]:
+    """A column as float64 (NaN where missing), how many of its values did not parse as
+    numbers, and a note naming some of them (the rule of :func:`kind_of`)."""
     if is_arrow(series) and _arrow_kind(series) == "numeric":
         import pyarrow as pa
 
         if pa.types.is_null(series.type):
             return np.full(len(series), np.nan), 0, []
         return _arrow_numpy(series, "float64", float("nan")), 0, []
-    import pandas as pd
+    if is_arrow(series):
+        if str(series.type) == "bool":  # false 0, true 1
+            return np.where(_bool_codes(series) < 0, np.nan, _bool_codes(series)), 0, []
+    else:
+        import pandas as pd
 
-    series = _as_pandas(series)
-    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
-        series.dtype
-    ):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan), 0, []
-    nonnull = int(series.notna().sum())
-    coerced = pd.to_numeric(series, errors="coerce")
-    arr = coerced.to_numpy(dtype=np.float64, na_value=np.nan)
-    invalid = nonnull - int(np.count_nonzero(~np.isnan(arr)))
-    if not invalid:
-        return arr, 0, []
-    bad = series[series.notna() & coerced.isna()].iloc[:3].tolist()
-    note = (
-        f"{invalid:,} values are not numbers (e.g. {', '.join(map(repr, bad))}); "
-        "counted as missing"
-    )
-    return arr, invalid, [note]
+        if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(
+            series.dtype
+        ):
+            return series.to_numpy(dtype=np.float64, na_value=np.nan), 0, []
+        if pd.api.types.infer_dtype(series, skipna=True) == "boolean":
+            return series.astype("float64").to_numpy(), 0, []
+    return _text_numbers(*(codes or categorical_codes(series)))
 
 
 def column_from_values(arr: Any, invalid: int = 0, notes: list[str] | None = None) -> NumericColumn:
@@ -437,14 +499,23 @@ class Columns:
     def kind(self, name: str) -> tuple[str, str | None]:
         """:func:`kind_of` the column."""
         if name not in self._kinds:
-            self._kinds[name] = kind_of(self.table[name])
+            column = self.table[name]
+            codes = self.codes(name) if _is_text(column) else None
+            self._kinds[name] = kind_of(column, codes)
         return self._kinds[name]
 
     def numbers(self, name: str) -> tuple[Any, int, list[str]]:
         """:func:`numeric_values` of the column (read-only: copy before changing it)."""
         if name not in self._numbers:
-            self._numbers[name] = numeric_values(self.table[name])
+            column = self.table[name]
+            codes = self.codes(name) if _is_text(column) else None
+            self._numbers[name] = numeric_values(column, codes)
         return self._numbers[name]
+
+    def present(self, name: str) -> int:
+        """How many values of the column are not missing."""
+        column = self.table[name]
+        return len(column) - (column.null_count if is_arrow(column) else int(column.isna().sum()))
 
     def codes(self, name: str) -> tuple[Any, list[str]]:
         """:func:`categorical_codes` of the column."""
@@ -459,6 +530,16 @@ class Columns:
         if is_arrow(self.table):
             return column_from_codes(*self.codes(name))
         return column_from_series(self.table[name], kind)
+
+
+def _is_text(column: Any) -> bool:
+    """Text or objects: the typing rule reads its distinct values (:func:`kind_of`)."""
+    if is_arrow(column):
+        return _arrow_kind(column) == "categorical" and str(column.type) != "bool"
+    dtype = column.dtype
+    if str(dtype) == "category":
+        return _is_text(dtype.categories)
+    return str(dtype) in ("object", "string", "str")
 
 
 def _text(value: Any) -> str:

@@ -36,6 +36,7 @@ from keel.monitor.decision import DecisionRule
 from keel.monitor.feature import FeatureDrift, decide, score_feature
 from keel.monitor.multivariate import multivariate_drift
 from keel.monitor.report import DriftReport
+from keel.monitor.schema import SchemaFinding
 from keel.monitor.sources import Side, load_side, read_together
 
 if TYPE_CHECKING:
@@ -72,24 +73,22 @@ def _column(side: Side, name: str, kind: str | None) -> tuple[Column | None, str
 
 
 def _pair(reference: Side, current: Side, name: str) -> tuple[Column, Column] | str:
+    """``name`` on both sides, each read by the typing rule of :func:`kind_of`; a side with
+    no value present takes the other's kind (nothing there changed type)."""
     ref, why = _column(reference, name, None)
     if ref is None:
         return why or name
     data = current.data()
-    cur_kind, note = data.kind(name)
-    if ref.kind == "numeric" and cur_kind == "categorical" and note is None:
-        kind = "categorical"
-    else:
-        kind = cur_kind
+    kind, note = data.kind(name)
+    if kind != ref.kind:
+        if not data.present(name):
+            kind = ref.kind
+        elif reference.frame is not None and not reference.data().present(name):
+            ref, _ = _column(reference, name, kind)
     cur = data.column(name, kind)
     if note:
         cur.notes.append(note)
-    if ref.kind == "categorical" and cur.kind == "numeric" and reference.frame is not None:
-        # Numbers now, text before: compare both as text rather than call it a type change
-        # when the reference's text reads as numbers too.
-        numbers, invalid, notes = reference.data().numbers(name)
-        if len(numbers) and np.count_nonzero(~np.isnan(numbers)) / len(numbers) >= 0.95:
-            ref = column_from_values(numbers, invalid, notes)
+    assert ref is not None
     return ref, cur
 
 
@@ -130,6 +129,8 @@ def drift(
     workspace: Workspace | None = None,
     record: bool = True,
     seed: int = 0,
+    model: Any = None,
+    allow_missing: str | Iterable[str] | None = None,
 ) -> DriftReport:
     """Judge ``current`` against ``reference``: per-column drift, multivariate drift,
     prediction and target drift, realized or estimated performance.
@@ -143,6 +144,12 @@ def drift(
 
     The current table is also judged in consecutive chunks (``chunks`` of them, or of
     ``chunk_size`` rows each), by the same rule, each at its own size.
+
+    Columns missing, new or of another type are a schema finding (``report.schema``):
+    a break, status ``schema``, when the current table lacks an input of the model's
+    signature (the reference model version's, or ``model``'s), the named target or
+    prediction, or when such a column changed type; ``allow_missing`` names columns
+    that may be absent.
     """
     started = time.perf_counter()
     rule = rule or DecisionRule()
@@ -187,6 +194,15 @@ def drift(
         if time_column not in cur_cols:
             raise InvalidInput(f"time column {time_column!r} is not in the current table")
         cur.frame = _sorted_by(cur.table(), time_column)
+    allowed = _names(allow_missing)
+    signed = _signed_model(ref, model, ws)
+    required = _required(signed, target, prediction)
+    unknown = [c for c in allowed if c not in ref_cols and c not in required]
+    if unknown:
+        raise InvalidInput(
+            f"--allow-missing names {unknown[0]!r}, which is neither a reference column nor "
+            f"one the model needs; reference columns: {', '.join(ref_cols[:20])}"
+        )
     special = {c for c in (target, prediction, time_column) if c}
     common = [c for c in cur_cols if c in ref_cols]
     features = [c for c in common if c not in special and c not in excluded]
@@ -239,16 +255,23 @@ def drift(
         reference_only=[c for c in ref_cols if c not in cur_cols and c not in excluded],
         current_only=[c for c in cur_cols if c not in ref_cols and c not in excluded],
         notes=notes,
+        schema=SchemaFinding(
+            missing=[c for c in ref_cols if c not in cur_cols and (c not in excluded or c in required)],
+            new=[c for c in cur_cols if c not in ref_cols and c not in {*excluded, *special}],
+            retyped=[
+                {"name": f.name, "reference": f.kind.split("/")[0], "current": f.kind.split("/")[-1]}
+                for f in judged.values()
+                if f.status == "type changed"
+            ],
+            required=required,
+            allowed=allowed,
+            signature=signed.ref if signed is not None else None,
+            absent=[c for c in required if c not in cur_cols and c not in allowed],
+        ),
         model=ref.model.ref if ref.model is not None else None,
         dataset=ref.dataset.ref if ref.dataset is not None else None,
         created_at=time.time(),
     )
-    for side, missing in (("current", report.reference_only), ("reference", report.current_only)):
-        if missing:
-            report.notes.append(
-                f"{len(missing)} column(s) missing from the {side} table, not compared: "
-                f"{', '.join(missing[:10])}"
-            )
     current_table = cur.table()
     multivariate_result: Callable[[], Any] | None = None
     if multivariate and kinds:
@@ -270,6 +293,38 @@ def drift(
 
         report.record_id = record_report(used_ws[0], report, ref, cur)
     return report
+
+
+def _signed_model(ref: Side, model: Any, ws: Callable[[], Workspace]) -> Any:
+    """The model version whose signature says what the current table must hold: ``model``
+    when given (a reference such as ``churn@champion``, or a ModelVersion), else the
+    reference's own model version, if it is one."""
+    if model is None:
+        return ref.model
+    if isinstance(model, str):
+        from keel.registry.versions import resolve_model
+
+        return resolve_model(ws(), model)
+    if not hasattr(model, "signature") or not hasattr(model, "ref"):
+        raise InvalidInput(
+            f"model must be a model reference (churn@champion) or a ModelVersion, "
+            f"not {type(model).__name__}"
+        )
+    return model
+
+
+def _required(model: Any, target: str | None, prediction: str | None) -> dict[str, str]:
+    """The columns the current table must have, each with what it is for."""
+    required: dict[str, str] = {}
+    if model is not None and model.signature:
+        from keel.registry.signature import Signature
+
+        for spec in Signature.from_dict(model.signature).columns:
+            required[spec.name] = "input"
+    for role, name in (("target", target), ("prediction", prediction)):
+        if name is not None:
+            required[name] = role
+    return required
 
 
 def _sorted_by(table: Any, column: str) -> Any:

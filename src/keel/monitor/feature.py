@@ -41,6 +41,8 @@ class FeatureDrift:
     reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     rows: tuple[int, int] = (0, 0)
+    # values present that did not parse as numbers (counted as missing), on each side
+    unparsed: tuple[int, int] = (0, 0)
     reference_source: str = "table"
     regime: str | None = None
     distribution: dict[str, Any] = field(default_factory=dict)
@@ -67,6 +69,7 @@ class FeatureDrift:
             "reasons": self.reasons,
             "notes": self.notes,
             "rows": list(self.rows),
+            "unparsed": {"reference": self.unparsed[0], "current": self.unparsed[1]},
             "reference_source": self.reference_source,
             "regime": self.regime,
             "distribution": self.distribution,
@@ -93,10 +96,10 @@ def score_feature(
     ]
     f.reference_source = reference.source
     f.rows = (reference.n, current.n)
+    f.unparsed = (getattr(reference, "invalid", 0), getattr(current, "invalid", 0))
     if reference.kind != current.kind:
         f.kind = f"{reference.kind}/{current.kind}"
-        f.status = "type changed"
-        f.drifted = True
+        f.status = "type changed"  # a schema finding (keel.monitor.schema), not drift
         f.reasons.append(f"{reference.kind} in the reference, {current.kind} in the current data")
         return f
     f.scores["missing_rate"] = rule.missing.score(reference, current)

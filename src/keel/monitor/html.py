@@ -111,7 +111,7 @@ def _over_time_fig(report: DriftReport) -> Any:
 
 def _row(f: FeatureDrift) -> str:
     cls = "drift" if f.drifted else ""
-    why = "; ".join(f.reasons) or "; ".join(f.notes[:2])
+    why = "; ".join([*f.reasons, *f.notes]) or "–"
     miss = f.missing
     missing = f"{miss['reference']:.1%} → {miss['current']:.1%}" if "reference" in miss else "–"
     return (
@@ -139,8 +139,13 @@ def render(report: DriftReport) -> str:
             pio.to_html(fig, full_html=False, include_plotlyjs="inline" if first else False)
         )
         first = False
-    verdict = report.status.upper()
-    drifted = ", ".join(report.drifted_features) or "none"
+    schema_html = ""
+    if report.schema.changed:
+        schema_html = (
+            f"<h2>Schema</h2><p>{html.escape(report.schema.sentence())}.</p>"
+            if report.schema_broken
+            else f"<h2>Schema</h2><p>Not a break: {html.escape(report.schema.sentence())}.</p>"
+        )
     mv = report.multivariate
     mv_html = ""
     if mv is not None and mv.auc is not None:
@@ -152,6 +157,11 @@ def render(report: DriftReport) -> str:
             f"(95% interval {lo:.3f}–{hi:.3f}; drift when the interval is above "
             f"{mv.auc_threshold}) on {mv.rows:,} rows a side. Columns that tell the tables "
             f"apart: {html.escape(top)}.</p>"
+            + (
+                f"<p><b>Tripped</b>: {html.escape('; '.join(mv.reasons()))}.</p>"
+                if mv.drifted
+                else "<p>Not tripped.</p>"
+            )
         )
         if "ratio" in pca:
             mv_html += (
@@ -181,12 +191,12 @@ tr.drift td {{ background: #fde8e8; }}
 .verdict {{ font-size: 1.4em; font-weight: bold; }}
 </style></head><body>
 <h1>Drift report</h1>
-<p class="verdict">{verdict}: {len(report.drifted_features)} of {len(report.features)} features
-drifted ({html.escape(drifted)})</p>
+<p class="verdict">{html.escape(report.headline())}</p>
 <p>Reference: {html.escape(report.reference)} ({report.rows[0]:,} rows) · current:
 {html.escape(report.current)} ({report.rows[1]:,} rows) · report {report.id[:8]}</p>
 <h2>The decision rule</h2><p>{html.escape(report.explanation())}</p>
 {"<ul>" + notes + "</ul>" if notes else ""}
+{schema_html}
 <h2>Columns</h2>
 <table><tr><th>column</th><th>role</th><th>kind</th><th>status</th><th>effect</th>
 <th>statistic</th><th>threshold</th><th>p (corrected)</th><th>missing</th><th>why</th></tr>

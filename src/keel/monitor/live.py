@@ -72,6 +72,11 @@ class MonitorResult:
         return self.status == "drift"
 
     @property
+    def exit_code(self) -> int:
+        """What ``keel monitor`` exits with: 1 on drift or a schema break, else 0."""
+        return self.report.exit_code if self.report is not None else 0
+
+    @property
     def drifted_features(self) -> list[str]:
         return self.report.drifted_features if self.report is not None else []
 
@@ -104,6 +109,8 @@ class MonitorResult:
             "status": self.status,
             "window": self.window.to_dict(),
             "report": report.id,
+            "headline": report.headline(),
+            "schema": report.schema.to_dict() if report.schema_broken else None,
             "reference": report.reference,
             "drifted_features": [
                 {
@@ -205,6 +212,7 @@ def check(
         workspace=ws,
         record=False,
         seed=seed,
+        model=mv,
     )
     report.current = win.describe()
     report.model = report.model or mv.ref
@@ -222,9 +230,8 @@ def check(
         )
     result.report = report
     result.status = report.status
-    judged = len(report.features)
     result.reason = (
-        f"{len(report.drifted_features)} of {judged} features drifted"
+        report.headline().split(": ", 1)[1]
         if report.status != "not enough data"
         else "no column had enough values to judge"
     )
@@ -262,7 +269,7 @@ def watch(
             results.append(result)
             if on_result is not None:
                 on_result(result)
-            if result.drifted and alerter is not None:
+            if result.exit_code and alerter is not None:
                 alerter.send(result.alert())
         if times is not None and i + 1 >= times:
             break

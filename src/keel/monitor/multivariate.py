@@ -47,6 +47,23 @@ class MultivariateDrift:
     pca: dict[str, Any] = field(default_factory=dict)
     note: str | None = None
 
+    def reasons(self) -> list[str]:
+        """What tripped, in words: the domain classifier, the PCA reconstruction, or both."""
+        out = []
+        if self.auc is not None and self.auc_interval and self.auc_interval[0] > self.auc_threshold:
+            lo, hi = self.auc_interval
+            top = ", ".join(c for c, _ in self.top_columns[:3])
+            out.append(
+                f"domain classifier AUC {self.auc:.3f} ({lo:.3f}-{hi:.3f})"
+                + (f", told apart mostly by {top}" if top else "")
+            )
+        if self.pca.get("drifted"):
+            out.append(
+                f"PCA reconstruction error x{self.pca['ratio']:.2f} "
+                f"(drift at x{self.pca['threshold']:g})"
+            )
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "auc": self.auc,
@@ -58,6 +75,7 @@ class MultivariateDrift:
             "top_columns": [[c, w] for c, w in self.top_columns],
             "pca": self.pca,
             "note": self.note,
+            "reasons": self.reasons(),
         }
 
 

@@ -117,12 +117,10 @@ def _from_dataset(version: Any, want: list[str] | None) -> Side:
     return side
 
 
-def _from_model(ws: Workspace, ref: str, want: list[str] | None) -> Side:
+def _from_model(ws: Workspace, mv: Any, want: list[str] | None) -> Side:
     from keel.data.catalog import resolve
-    from keel.registry.versions import resolve_model
     from keel.track.records import get_run
 
-    mv = resolve_model(ws, ref)
     if mv.run_id is None:
         raise NotFound(f"model {mv.ref} was logged outside a run, so it has no training data")
     inputs = get_run(ws, mv.run_id).inputs
@@ -203,14 +201,18 @@ def load_side(
     is_dataset = "@v" in obj and obj.split("@v", 1)[1].isdigit() and "/" not in obj
     if is_dataset:
         return _from_dataset(resolve(ws, obj), want)
+    from keel.registry.versions import resolve_model
+
     try:
-        return _from_model(ws, obj, want)
+        mv = resolve_model(ws, obj)
     except KeelError as model_error:
         if "/" in obj:
             raise
         try:
             return _from_dataset(resolve(ws, obj), want)
-        except NotFound:
+        except KeelError:
             raise NotFound(
                 f"{role} {obj!r} is neither a file, a dataset nor a model ({model_error})"
             ) from None
+    # A model it is: what goes wrong from here is about its lineage, and says so.
+    return _from_model(ws, mv, want)

@@ -1,0 +1,185 @@
+"""A monitor that reads the situation right, as a new user meets it on scikit-learn's bundled
+data and the quickstart's churn table: schema breaks are their own verdict, the headline says
+what tripped, and errors point at the fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import LinearRegression
+
+import keel
+from keel.errors import InvalidInput, NotFound
+from keel.monitor.html import render
+from keel.registry.versions import promote
+from keel.workspace import Workspace
+from tests.conftest import run_keel
+
+
+@pytest.fixture
+def diab(ws: Workspace) -> Path:
+    """The diabetes table as a dataset version, and diab@champion trained on it."""
+    root = Path(ws.root)
+    frame = load_diabetes(as_frame=True).frame
+    frame.to_csv(root / "diab.csv", index=False)
+    keel.data.add(root / "diab.csv", name="diab", workspace=ws)
+    with keel.start_run(workspace=ws, capture_code=False) as run:
+        train = run.use("diab@v1").to_pandas()
+        x = train.drop(columns="target")
+        mv = run.log_model(LinearRegression().fit(x, train["target"]), "diab", input_example=x.head())
+    promote(ws, "diab", mv.number)
+    return root
+
+
+def test_a_renamed_and_a_dropped_input_break_the_schema(ws: Workspace, diab: Path) -> None:
+    frame = pd.read_csv(diab / "diab.csv")
+    frame.rename(columns={"bmi": "body_mass"}).drop(columns=["s1", "target"]).to_csv(
+        diab / "renamed.csv", index=False
+    )
+    out = run_keel("drift", "diab@champion", "renamed.csv", cwd=diab)
+    assert out.returncode == 1, out.stderr
+    head = out.stdout.splitlines()[0]
+    assert head.startswith("SCHEMA: inputs bmi, s1 missing from the current table"), head
+    assert "1 new column: body_mass" in head and "0 of 8 features drifted" in head
+    # target is not an input: missing, but no break of its own
+    assert "1 column(s) missing, not inputs of diab/v1: target" in head
+    doc = json.loads(run_keel("drift", "diab@champion", "renamed.csv", "--json", cwd=diab).stdout)
+    assert doc["status"] == "schema" and doc["drifted"] is False
+    assert doc["schema"]["broken"] == ["bmi", "s1"] and doc["schema"]["signature"] == "diab/v1"
+    allowed = run_keel(
+        "drift", "diab@champion", "renamed.csv", "--allow-missing", "bmi,s1", cwd=diab
+    )
+    assert allowed.returncode == 0, allowed.stdout
+    assert allowed.stdout.startswith("NO DRIFT: 0 of 8 features drifted (diab@v1 (training")
+    assert "schema: " in allowed.stdout and "2 allowed to be missing: bmi, s1" in allowed.stdout
+    # a file reference knows no model: name one, and its signature decides
+    named = run_keel("drift", "diab.csv", "renamed.csv", "--model", "diab@champion", cwd=diab)
+    assert named.returncode == 1 and named.stdout.startswith("SCHEMA: inputs bmi, s1")
+    unnamed = run_keel("drift", "diab.csv", "renamed.csv", cwd=diab)
+    assert unnamed.returncode == 0 and "schema: 3 column(s) missing: bmi, s1, target" in (
+        unnamed.stdout
+    )
+    bad = run_keel("drift", "diab.csv", "renamed.csv", "--allow-missing", "nope", cwd=diab)
+    assert bad.returncode == 2 and "--allow-missing names 'nope'" in bad.stderr
+
+
+def test_a_named_target_or_prediction_that_is_missing_breaks_the_schema(diab: Path) -> None:
+    frame = pd.read_csv(diab / "diab.csv")
+    frame.drop(columns="target").to_csv(diab / "no_target.csv", index=False)
+    out = run_keel("drift", "diab.csv", "no_target.csv", "--target", "target", cwd=diab)
+    assert out.returncode == 1
+    assert out.stdout.startswith("SCHEMA: target column target missing from the current table")
+    ref = frame.assign(score=frame["target"] * 0.9)
+    with pytest.raises(InvalidInput, match="prediction column 'nope' is in neither table"):
+        keel.monitor.drift(ref, frame, prediction="nope", multivariate=False)
+    report = keel.monitor.drift(ref, frame, prediction="score", multivariate=False)
+    assert report.schema.broken == ["score"] and report.exit_code == 1
+
+
+def test_an_input_that_changed_type_is_a_schema_break_not_drift(ws: Workspace, diab: Path) -> None:
+    frame = pd.read_csv(diab / "diab.csv")
+    text = frame.assign(sex=np.where(frame["sex"] > 0, "male", "female"))
+    report = keel.monitor.drift("diab@champion", text, workspace=ws, multivariate=False)
+    assert report.status == "schema" and not report.drifted and report.exit_code == 1
+    assert report.schema.retyped == [{"name": "sex", "reference": "numeric", "current": "categorical"}]
+    assert report.headline().startswith("SCHEMA: input sex changed type (numeric -> categorical)")
+
+
+def test_a_model_without_training_data_says_to_name_the_reference(ws: Workspace) -> None:
+    root = Path(ws.root)
+    frame = load_diabetes(as_frame=True).frame
+    frame.to_csv(root / "data.csv", index=False)
+    x = frame.drop(columns="target")
+    with keel.start_run(workspace=ws, capture_code=False) as run:  # no run.use(...)
+        mv = run.log_model(LinearRegression().fit(x, frame["target"]), "diab", input_example=x)
+    promote(ws, "diab", mv.number)
+    by_alias = run_keel("drift", "diab@champion", "data.csv", cwd=root)
+    by_number = run_keel("drift", "diab/v1", "data.csv", cwd=root)
+    assert by_alias.returncode == by_number.returncode == 2
+    assert by_alias.stderr == by_number.stderr
+    assert "used no recorded dataset version" in by_alias.stderr
+    assert "name the reference data instead" in by_alias.stderr
+    assert "invalid version" not in by_alias.stderr
+    nothing = run_keel("drift", "nosuch@champion", "data.csv", cwd=root)
+    assert nothing.returncode == 2 and "neither a file, a dataset nor a model" in nothing.stderr
+    with pytest.raises(NotFound, match="used no recorded dataset version"):
+        keel.monitor.drift("diab@champion", frame, workspace=ws)
+
+
+def _correlated(rho: float, n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    cov = [[1.0, rho, 0.0], [rho, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    return pd.DataFrame(rng.multivariate_normal([0, 0, 0], cov, size=n), columns=["a", "b", "c"])
+
+
+def test_the_headline_names_what_tripped_when_no_single_feature_did(tmp_path: Path) -> None:
+    # Each column is as it was; only how two of them move together flipped.
+    _correlated(0.9, 3000, 1).to_parquet(tmp_path / "ref.parquet")
+    _correlated(-0.9, 3000, 2).to_parquet(tmp_path / "cur.parquet")
+    out = run_keel("drift", "ref.parquet", "cur.parquet", "--report", "r.html", cwd=tmp_path)
+    assert out.returncode == 1
+    head = out.stdout.splitlines()[0]
+    assert head.startswith("DRIFT: 0 of 3 features drifted; multivariate: PCA reconstruction error x")
+    sentence = head.split("; ", 1)[1].split(" (ref.parquet")[0]
+    assert sentence in (tmp_path / "r.html").read_text()  # the page says the same
+
+
+def test_the_domain_classifier_sentence() -> None:
+    from keel.monitor.multivariate import MultivariateDrift
+
+    mv = MultivariateDrift(
+        auc=0.663, auc_interval=(0.632, 0.694), drifted=True, top_columns=[("tenure", 0.1)]
+    )
+    assert mv.reasons() == ["domain classifier AUC 0.663 (0.632-0.694), told apart mostly by tenure"]
+    assert MultivariateDrift(auc=0.52, auc_interval=(0.5, 0.54)).reasons() == []
+
+
+def test_the_text_table_and_the_page_print_each_columns_notes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"x": rng.normal(size=2000), "k": 3.0})
+    cur = pd.DataFrame({"x": rng.normal(size=2000), "k": 3.0})
+    cur.loc[:9, "x"] = np.inf
+    ref.to_parquet(tmp_path / "ref.parquet")
+    cur.to_parquet(tmp_path / "cur.parquet")
+    out = run_keel("drift", "ref.parquet", "cur.parquet", cwd=tmp_path)
+    assert out.returncode == 0
+    words = " ".join(out.stdout.split())  # the table folds long cells
+    assert "current: 10 infinite values left out" in words
+    assert "constant in the reference (3)" in words
+    page = render(keel.monitor.drift(ref, cur, multivariate=False))
+    assert "10 infinite values left out" in page and "constant in the reference (3)" in page
+
+
+def _churn(tmp_path: Path, name: str, seed: int) -> Path:
+    from keel.cli.quickstart import _churn_table
+
+    path = tmp_path / name
+    _churn_table(path, 5000, seed)
+    return path
+
+
+def test_one_column_one_verdict_from_a_csv_and_from_a_dataframe(tmp_path: Path) -> None:
+    # monthly_charges arrives with 2% of its values as words: the CLI reading the CSV and
+    # the Python API given a DataFrame read it by the same rule, and count what did not parse.
+    ref = _churn(tmp_path, "ref.csv", 1)
+    cur = pd.read_csv(_churn(tmp_path, "cur.csv", 2))
+    charges = cur["monthly_charges"].astype(object)
+    charges[cur.index % 50 == 0] = "n/a yet"
+    cur["monthly_charges"] = charges
+    cur.to_csv(tmp_path / "dirty.csv", index=False)
+    out = run_keel("drift", "ref.csv", "dirty.csv", "--json", cwd=tmp_path)
+    from_csv = json.loads(out.stdout)["features"]["monthly_charges"]
+    for given in (cur, pd.read_csv(tmp_path / "dirty.csv")):  # objects, and strings
+        from_frame = keel.monitor.drift(pd.read_csv(ref), given).features["monthly_charges"]
+        assert from_frame.kind == from_csv["kind"] == "numeric"
+        assert from_frame.status == from_csv["status"]
+        assert from_frame.unparsed == (0, 100) and from_csv["unparsed"]["current"] == 100
+        assert from_frame.missing["current"] == from_csv["missing"]["current"] == 0.02
+        assert from_frame.statistic == pytest.approx(from_csv["statistic"])
+    assert "100 values did not parse as numbers (e.g. 'n/a yet')" in " ".join(from_csv["notes"])
+    assert from_csv["status"] == "drift" and "missing values 0.0% -> 2.0%" in from_csv["reasons"][0]
