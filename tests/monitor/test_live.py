@@ -180,7 +180,7 @@ def test_server_errors_are_retried_client_errors_are_not() -> None:
         assert (d.ok, d.attempts, d.status) == (False, 1, 404) and len(hook.hits) == 1
 
 
-def test_watch_alerts_every_drifted_check_and_survives_bad_webhooks(
+def test_watch_delivers_to_every_webhook_and_survives_bad_ones(
     world: World, tmp_path: Path
 ) -> None:
     alert_file = tmp_path / "alerts.jsonl"
@@ -200,6 +200,7 @@ def test_watch_alerts_every_drifted_check_and_survives_bad_webhooks(
             0.05,
             times=3,
             alerter=alerter,
+            realert=0,  # a lasting finding is sent again at every check
             since=DRIFTED[0],
             until=DRIFTED[1],
             multivariate=False,
@@ -250,3 +251,98 @@ def test_watch_keeps_going_after_a_failed_check(
     assert len(calls) == 3 and len(results) == 2 and "flaky disk" in str(errors[0])
     with pytest.raises(InvalidInput, match="--times"):
         watch("churn", "1s", times=0, workspace=world.ws)
+
+
+def _stepping(monkeypatch: pytest.MonkeyPatch, spans: list[tuple[float, float]]) -> None:
+    """Each check of a watch reads the next of ``spans``: traffic that drifts, then recovers."""
+    import keel.monitor.live as live
+
+    real = live.check
+    left = iter(spans)
+
+    def step(model: str, **kw: object) -> live.MonitorResult:
+        since, until = next(left)
+        return real(model, **{**kw, "since": since, "until": until})  # type: ignore[arg-type]
+
+    monkeypatch.setattr(live, "check", step)
+
+
+@pytest.mark.parametrize(("realert", "repeats"), [(3600.0, []), (0.0, [True, True])])
+def test_a_lasting_finding_fires_once_repeats_after_realert_and_resolves(
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    realert: float,
+    repeats: list[bool],
+) -> None:
+    _stepping(monkeypatch, [DRIFTED, DRIFTED, DRIFTED, TINY, CLEAN, CLEAN])
+    alert_file = tmp_path / "alerts.jsonl"
+    with webhook() as hook:
+        alerter = Alerter([hook.url], alert_file)
+        results = watch(
+            "churn",
+            0.01,
+            times=6,
+            alerter=alerter,
+            realert=realert,
+            multivariate=False,
+            workspace=world.ws,
+        )
+        alerter.close(wait=10)
+    assert [r.status for r in results] == ["drift"] * 3 + ["not enough data"] + ["no drift"] * 2
+    sent = [json.loads(line) for line in alert_file.read_text().splitlines()]
+    # fired when it started, again only once realert had passed, resolved when it ended:
+    # not by the window too small to judge, by the first clean one
+    assert [x["state"] for x in sent] == ["firing"] * (1 + len(repeats)) + ["resolved"]
+    ids = {"churn/drift/monthly", "churn/drift/plan"}
+    for x, repeat in zip(sent, [False, *repeats], strict=False):
+        assert {a["id"] for a in x["alerts"]} == ids
+        assert all(a["status"] == "firing" and a["repeat"] is repeat for a in x["alerts"])
+    ended = sent[-1]
+    assert ended["report"] == results[4].report.id  # type: ignore[union-attr]
+    assert {a["id"] for a in ended["alerts"]} == ids
+    assert all(a["status"] == "resolved" and a["ended_at"] >= a["started_at"] for a in ended["alerts"])
+    assert all("monthly" in a["text"] or "plan" in a["text"] for a in ended["alerts"])
+    assert [x["state"] for x in hook.received] == [x["state"] for x in sent]
+    assert alerter.sent == {"firing": 2 * (1 + len(repeats)), "resolved": 2}
+
+
+def test_monitor_judges_the_models_inputs_not_every_logged_field(world: World) -> None:
+    # TINY's rows carry a routing key the model never sees; the 3,000 clean rows do not.
+    wide = check(
+        "churn", since=CLEAN[0], until=TINY[1], min_rows=30, workspace=world.ws, multivariate=False
+    )
+    report = wide.report
+    assert report is not None and "customer_id" in wide.window.inputs
+    assert set(report.features) == {"tenure", "monthly", "plan", "region"}
+    assert any(n.startswith("not judged: customer_id (logged, but not inputs of churn/v1") for n in report.notes)
+    asked = check(
+        "churn",
+        since=CLEAN[0],
+        until=TINY[1],
+        include="customer_id,tenure",
+        workspace=world.ws,
+        multivariate=False,
+    )
+    assert asked.report is not None and set(asked.report.features) == {"tenure"}
+    # customer_id is in neither the training data's columns judged nor absent: it is new
+    assert "customer_id" in asked.report.schema.new
+    left_out = check(
+        "churn", since=CLEAN[0], until=CLEAN[1], exclude="region", workspace=world.ws, multivariate=False
+    )
+    assert left_out.report is not None and "region" not in left_out.report.features
+
+
+def test_an_id_column_is_not_judged_by_its_distribution() -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"id": [f"c{i}" for i in range(2000)], "x": rng.normal(size=2000)})
+    cur = pd.DataFrame({"id": [f"d{i}" for i in range(2000)], "x": rng.normal(size=2000)})
+    report = keel.monitor.drift(ref, cur)
+    assert report.features["id"].status == "identifier" and not report.drifted
+    assert report.multivariate is not None and "id" not in report.multivariate.columns
+    cur.loc[: int(2000 * 0.935), "id"] = None  # the key stopped arriving: that is still seen
+    gone = keel.monitor.drift(ref, cur, multivariate=False).features["id"]
+    assert gone.drifted and gone.reasons == ["missing values 0.0% -> 93.5%"]

@@ -16,6 +16,10 @@ def _fmt(v: object) -> str:
     return f"{v:.4g}" if isinstance(v, float) else ("-" if v is None else str(v))
 
 
+def _label(f: Any) -> str:
+    return f.name if f.role == "feature" else f"{f.name} ({f.role})"
+
+
 def show_details(report: Any, echo: Callable[[str], None], outcomes: str = "") -> None:
     """What a drift report found, for a person: the columns that matter, multivariate drift,
     performance (realized or estimated) and the notes. ``keel monitor`` prints the same."""
@@ -25,26 +29,32 @@ def show_details(report: Any, echo: Callable[[str], None], outcomes: str = "") -
     shown += [f for f in (report.prediction, report.target) if f is not None]
     if shown:
         table(
-            ["column", "status", "effect", "statistic", "p", "why, and notes"],
+            ["column", "status", "effect", "statistic", "threshold", "p"],
             [
                 (
-                    f.name if f.role == "feature" else f"{f.name} ({f.role})",
+                    _label(f),
                     f.status,
                     f.method or "-",
                     _fmt(f.statistic),
+                    _fmt(f.threshold),
                     _fmt(f.p_value),
-                    "; ".join([*f.reasons, *f.notes]) or "-",
                 )
                 for f in shown
             ],
         )
+        # Why each verdict, and every note, below the table: a line each reads whole.
+        for f in shown:
+            for line in [*f.reasons, *f.notes]:
+                echo(f"  {_label(f)}: {line}")
     if report.schema.changed and not report.schema_broken:
         echo(f"schema: {report.schema.sentence()}")
     mv = report.multivariate
     if mv is not None and mv.auc is not None:
         lo, hi = mv.auc_interval or (0.0, 0.0)
-        verdict = "; ".join(mv.reasons()) if mv.drifted else "no multivariate drift"
-        echo(f"multivariate: domain classifier AUC {mv.auc:.3f} ({lo:.3f}..{hi:.3f}): {verdict}")
+        if mv.drifted:
+            echo("multivariate drift: " + "; ".join(mv.reasons()))
+        else:
+            echo(f"no multivariate drift: domain classifier AUC {mv.auc:.3f} ({lo:.3f}-{hi:.3f})")
     if report.performance is not None:
         p = report.performance
         at = p.first_detection
@@ -67,6 +77,9 @@ def show_details(report: Any, echo: Callable[[str], None], outcomes: str = "") -
 @click.option("--target", default=None, help="The column holding the outcome, if any.")
 @click.option("--prediction", default=None, help="The column holding the model's prediction.")
 @click.option("--exclude", default=None, help="Columns to leave out: a,b,c.")
+@click.option(
+    "--include", default=None, help="Judge only these columns (and --target, --prediction): a,b."
+)
 @click.option(
     "--model",
     "model_ref",
@@ -92,6 +105,7 @@ def drift_cmd(
     target: str | None,
     prediction: str | None,
     exclude: str | None,
+    include: str | None,
     model_ref: str | None,
     allow_missing: str | None,
     report: str | None,
@@ -122,6 +136,7 @@ def drift_cmd(
         target=target,
         prediction=prediction,
         exclude=exclude,
+        include=include,
         workspace=ws,
         model=model_ref,
         allow_missing=allow_missing,

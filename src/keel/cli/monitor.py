@@ -40,13 +40,14 @@ def _show(result: MonitorResult, report_path: str | None, brief: bool) -> None:
             _echo(f"no report written to {report_path}: not enough data")
         return
     r = result.report
-    _echo(f"{head}: {result.reason}; {win.describe()}")
+    _echo(f"{head}: {result.reason}")
     if brief:
         if r.drifted_features:
             _echo("  drifted: " + ", ".join(r.drifted_features) + f"  (report {r.id[:8]})")
         if report_path:
             _echo(f"  report: {report_path}")
         return
+    _echo(f"window: {win.describe()}")
     _echo(f"reference: {r.reference}")
     with _print_lock:
         show_details(r, click.echo, f" ({win.outcomes:,} outcomes)")
@@ -108,6 +109,13 @@ def _write_report(result: MonitorResult, path: str | None) -> None:
     help="Also run the domain classifier and PCA checks (they read the reference table).",
 )
 @click.option(
+    "--include",
+    default=None,
+    help="Judge only these columns (default: the model's signature inputs), and the "
+    "prediction and outcome: a,b.",
+)
+@click.option("--exclude", default=None, help="Columns to leave out: a,b.")
+@click.option(
     "--report", type=click.Path(dir_okay=False), default=None, help="Write the HTML report."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (a line a check).")
@@ -118,6 +126,13 @@ def _write_report(result: MonitorResult, path: str | None) -> None:
     "alerts",
     multiple=True,
     help="POST a JSON alert to this webhook on drift (repeatable; 5 s timeout, 3 tries).",
+)
+@click.option(
+    "--realert",
+    default="24h",
+    show_default=True,
+    help="With --every: send a finding that lasts again after this long (it is sent when "
+    "it starts, and 'resolved' when it ends).",
 )
 @click.option(
     "--alert-file",
@@ -135,20 +150,25 @@ def monitor_cmd(
     max_rows: int,
     min_rows: int,
     multivariate: bool,
+    include: str | None,
+    exclude: str | None,
     report: str | None,
     as_json: bool,
     every: str | None,
     times: int | None,
     alerts: tuple[str, ...],
+    realert: str,
     alert_file: str | None,
 ) -> None:
     """Has MODEL's served traffic drifted from its training data? Exit 0 no drift (or not
     enough data), 1 drift, 2 bad input.
 
     Reads the window from the prediction log (served rows without errors; a uniform sample
-    of at most --max-rows), joins the outcomes that arrived, and records the report linked
-    to the version MODEL@ALIAS points at. With --every, checks until interrupted and alerts
-    on drift.
+    of at most --max-rows), joins the outcomes that arrived, judges the model's inputs, its
+    prediction and the outcome, and records the report linked to the version MODEL@ALIAS
+    points at. A schema break (an input missing) exits 1 too. With --every, checks until
+    Ctrl-C (a one-line summary, exit 0) and alerts when a finding starts, every --realert
+    while it lasts, and when it is resolved.
     """
     from keel.errors import InvalidInput
     from keel.monitor.alerts import Alerter
@@ -157,10 +177,11 @@ def monitor_cmd(
 
     if window is not None and last is not None:
         raise InvalidInput("--window and --last cannot be used together: choose one")
-    if every is None and (times is not None or alerts or alert_file):
-        raise InvalidInput("--times, --alert and --alert-file need --every")
+    if every is None and (times is not None or alerts or alert_file or realert != "24h"):
+        raise InvalidInput("--times, --alert, --alert-file and --realert need --every")
     if window is not None:
         interval_seconds(window)  # a bad duration is bad input before any work
+    interval_seconds(realert)
     ws = connect()
     options: dict[str, Any] = {
         "window": window or "1h",
@@ -171,6 +192,8 @@ def monitor_cmd(
         "max_rows": max_rows,
         "min_rows": min_rows,
         "multivariate": multivariate,
+        "include": include,
+        "exclude": exclude,
         "workspace": ws,
     }
     if every is None:
@@ -186,7 +209,7 @@ def monitor_cmd(
 
     def delivered(d: Delivery, alert: dict[str, Any]) -> None:
         if d.ok:
-            _echo(f"alert sent to {d.url} (report {str(alert.get('report'))[:8]})", err=True)
+            _echo(f"{_what(alert)} sent to {d.url} (report {str(alert.get('report'))[:8]})", err=True)
         else:
             _echo(
                 f"alert delivery to {d.url} failed after {d.attempts} tries: {d.error}"
@@ -196,7 +219,10 @@ def monitor_cmd(
 
     alerter = Alerter(alerts, alert_file, on_delivery=delivered)
 
+    seen: dict[str, int] = {}
+
     def shown(result: MonitorResult) -> None:
+        seen[result.status] = seen.get(result.status, 0) + 1
         _write_report(result, report)
         if as_json:
             with _print_lock:
@@ -210,12 +236,39 @@ def monitor_cmd(
 
     try:
         results = watch(
-            model, every, times=times, alerter=alerter, on_result=shown, on_error=failed, **options
+            model,
+            every,
+            times=times,
+            alerter=alerter,
+            realert=realert,
+            on_result=shown,
+            on_error=failed,
+            **options,
         )
+    except KeyboardInterrupt:
+        # Ctrl-C is how a watch ends: say what it saw, and exit 0.
+        alerter.close(wait=5.0)
+        checks = sum(seen.values())
+        tally = ", ".join(f"{n} {status}" for status, n in seen.items()) or "none finished"
+        _echo(
+            f"stopped after {checks} check{'s' if checks != 1 else ''} ({tally}); alerts sent: "
+            f"{alerter.sent['firing']} firing, {alerter.sent['resolved']} resolved",
+            err=as_json,
+        )
+        return
     finally:
         alerter.close(wait=30.0)
     if any(r.exit_code for r in results):
         raise SystemExit(1)
+
+
+def _what(alert: dict[str, Any]) -> str:
+    """``alert (2 firing, 1 resolved)``: what one delivery carried."""
+    counts: dict[str, int] = {}
+    for a in alert.get("alerts", []):
+        counts[a["status"]] = counts.get(a["status"], 0) + 1
+    inner = ", ".join(f"{n} {status}" for status, n in counts.items())
+    return f"alert ({inner})" if inner else "alert"
 
 
 def _json_line(doc: Any) -> str:

@@ -140,6 +140,7 @@ class Alerter:
         self.timeout, self.tries, self.backoff = timeout, tries, backoff
         self.on_delivery = on_delivery
         self.deliveries: list[Delivery] = []
+        self.sent = {"firing": 0, "resolved": 0}  # findings sent, by status
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
@@ -151,6 +152,9 @@ class Alerter:
 
     def send(self, alert: dict[str, Any]) -> None:
         """Record ``alert`` in the file now; deliver it to each URL in the background."""
+        for finding in alert.get("alerts", []):
+            status = finding.get("status")
+            self.sent[status] = self.sent.get(status, 0) + 1
         self._append({**alert, "event": "alert", "at": _now()})
         self._threads = [t for t in self._threads if t.is_alive()]
         for url in self.urls:

@@ -120,6 +120,7 @@ def drift(
     target: str | None = None,
     prediction: str | None = None,
     exclude: str | Iterable[str] | None = None,
+    include: str | Iterable[str] | None = None,
     time_column: str | None = None,
     rule: DecisionRule | None = None,
     multivariate: bool = True,
@@ -144,6 +145,9 @@ def drift(
 
     The current table is also judged in consecutive chunks (``chunks`` of them, or of
     ``chunk_size`` rows each), by the same rule, each at its own size.
+
+    ``exclude`` leaves columns out; ``include`` judges only the columns it names (and the
+    target and prediction).
 
     Columns missing, new or of another type are a schema finding (``report.schema``):
     a break, status ``schema``, when the current table lacks an input of the model's
@@ -179,12 +183,16 @@ def drift(
     ref = load_side(reference, "reference", ws, want=cur_cols, read=read)
     ref_cols = ref.columns
     excluded = _names(exclude)
-    unknown = [c for c in excluded if c not in ref_cols and c not in cur_cols]
-    if unknown:
-        raise InvalidInput(
-            f"--exclude names {unknown[0]!r}, which is in neither table; "
-            f"columns: {', '.join(cur_cols[:20])}"
-        )
+    included = _names(include)
+    for flag, names in (("--exclude", excluded), ("--include", included)):
+        unknown = [c for c in names if c not in ref_cols and c not in cur_cols]
+        if unknown:
+            raise InvalidInput(
+                f"{flag} names {unknown[0]!r}, which is in neither table; "
+                f"columns: {', '.join(cur_cols[:20])}"
+            )
+    if included:  # only these (and the target and prediction) are in scope
+        excluded += [c for c in {*ref_cols, *cur_cols} if c not in included]
     for role, col in (("target", target), ("prediction", prediction), ("time", time_column)):
         if col is not None and col not in ref_cols and col not in cur_cols:
             raise InvalidInput(
@@ -205,6 +213,7 @@ def drift(
         )
     special = {c for c in (target, prediction, time_column) if c}
     common = [c for c in cur_cols if c in ref_cols]
+    excluded = [c for c in excluded if c not in special]
     features = [c for c in common if c not in special and c not in excluded]
     if not common:
         raise InvalidInput(
@@ -239,7 +248,14 @@ def drift(
         if col is not None and col in common:
             pair = _pair(ref, cur, col)
             if not isinstance(pair, str):
-                extras[role] = score_feature(col, pair[0], pair[1], rule, role=role)
+                extras[role] = verdict = score_feature(col, pair[0], pair[1], rule, role=role)
+                if role == "target" and "missing_rate" in verdict.scores:
+                    # Outcomes arrive late: a row without one yet is not a changed target.
+                    share = verdict.scores.pop("missing_rate").details.get("current", 0.0)
+                    verdict.notes.append(
+                        f"{1 - share:.1%} of current rows have an outcome; the rest are left "
+                        "out (a missing outcome is not target drift)"
+                    )
     tests = decide([*judged.values(), *extras.values()], rule)
 
     report = DriftReport(
@@ -278,7 +294,7 @@ def drift(
         if ref.table() is None:
             report.notes.append("multivariate drift needs the reference table; only a profile")
         else:
-            cols = [c for c in judged if judged[c].status != "type changed"]
+            cols = [c for c in judged if judged[c].status not in ("type changed", "identifier")]
             ref_data, cur_data = ref.data(), cur.data()
             multivariate_result = _beside(
                 lambda: multivariate_drift(ref_data, cur_data, cols, kinds, seed=seed), cur.rows

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from keel.monitor.categorical import aligned_counts
-from keel.monitor.columns import Column
+from keel.monitor.columns import CategoricalColumn, Column
 from keel.monitor.decision import LARGE, DecisionRule, holm
 from keel.monitor.detector import Score
 from keel.monitor.noise import js_noise
@@ -26,7 +26,8 @@ class FeatureDrift:
     name: str
     kind: str
     role: str = "feature"
-    status: str = "no drift"  # drift | no drift | not enough data | empty | type changed
+    # drift | no drift | not enough data | empty | type changed | identifier
+    status: str = "no drift"
     drifted: bool = False
     method: str | None = None
     statistic: float | None = None
@@ -112,6 +113,13 @@ def score_feature(
         f.notes.append(
             f"{reference.n} values in the reference and {current.n} in the current data; "
             f"at least {rule.min_rows} a side are needed to judge the distribution"
+        )
+        return f
+    if reference.kind == "categorical" and _identifier(reference) and _identifier(current):  # type: ignore[arg-type]
+        f.status = "identifier"
+        f.notes.append(
+            "nearly every value is distinct in both tables (an id or a key): its distribution "
+            "says nothing, so only its missing share is judged"
         )
         return f
     if reference.kind == "numeric":
@@ -208,11 +216,22 @@ def decide(features: list[FeatureDrift], rule: DecisionRule) -> int:
                     f"vanished categories {', '.join(map(str, d['vanished'][:5]))} "
                     f"({d['vanished_share']:.1%} of reference rows)"
                 )
-        if f.status in ("no drift", "not enough data", "empty"):
+        if f.status in ("no drift", "not enough data", "empty", "identifier"):
             f.drifted = bool(f.reasons)
             if f.drifted:
                 f.status = "drift"
     return len(family)
+
+
+IDENTIFIER_SHARE = 0.9  # a text column with this share of distinct values is an id
+
+
+def _identifier(column: CategoricalColumn) -> bool:
+    """Nearly every value distinct: an id, a key (from a profile, the rows beyond its top
+    values stand for the distinct ones)."""
+    n = column.n
+    distinct = len(column.counts) if column.complete else len(column.counts) + column.other
+    return n > 0 and distinct >= IDENTIFIER_SHARE * n
 
 
 def _distribution(reference: Column, current: Column) -> dict[str, Any]:

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import InvalidInput
 from keel.monitor.window import MAX_ROWS, Window, read_window
 
+DEFAULT_REALERT = 24 * 3600.0  # keel.monitor.findings.DEFAULT_REALERT, without its import
+
 if TYPE_CHECKING:
     from keel.monitor.alerts import Alerter
+    from keel.monitor.findings import AlertState
     from keel.monitor.report import DriftReport
     from keel.registry.versions import ModelVersion
     from keel.workspace import Workspace
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["MIN_ROWS", "MonitorResult", "check", "interval_seconds", "watch"]
 
 MIN_ROWS = 100
+KEPT = 100  # results an endless watch returns: the newest
 
 
 def interval_seconds(text: str | float) -> float:
@@ -96,14 +101,23 @@ class MonitorResult:
             "report": self.report.to_dict() if self.report is not None else None,
         }
 
-    def alert(self) -> dict[str, Any]:
-        """The webhook payload: what drifted, how much, in which window, and the report id."""
+    def alert(self, alerts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The webhook payload: what drifted, how much, in which window, and the report id;
+        with ``alerts`` (from :class:`~keel.monitor.findings.AlertState`), each finding that
+        starts, repeats or ends, and ``state``: ``firing`` when any does, else ``resolved``."""
         report = self.report
         assert report is not None
         drifted = [f for f in (*report.features.values(), report.prediction, report.target) if f]
         mv = report.multivariate
+        if alerts is None:
+            from keel.monitor.findings import AlertState, findings_of
+
+            alerts = AlertState().update(findings_of(self.model, report), self.checked_at)
+        firing = any(a["status"] == "firing" for a in alerts)
         return {
             "alert": "drift",
+            "state": "firing" if firing else "resolved",
+            "alerts": alerts,
             "model": self.model,
             "version": self.version,
             "status": self.status,
@@ -142,6 +156,16 @@ def _reference_side(ws: Workspace, report: DriftReport, mv: ModelVersion) -> Any
     return Side(label=report.reference, dataset=dataset, model=mv)
 
 
+def _signature_inputs(mv: ModelVersion) -> set[str] | None:
+    """The input columns of ``mv``'s signature; None when it names none."""
+    from keel.registry.signature import Signature
+
+    if not mv.signature:
+        return None
+    columns = Signature.from_dict(mv.signature).columns
+    return {c.name for c in columns} if columns else None
+
+
 def check(
     model: str,
     *,
@@ -155,6 +179,8 @@ def check(
     max_rows: int = MAX_ROWS,
     min_rows: int = MIN_ROWS,
     multivariate: bool = True,
+    include: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
     workspace: Workspace | None = None,
     record: bool = True,
     now: float | None = None,
@@ -169,6 +195,10 @@ def check(
     to the training data of ``MODEL@ALIAS``; the outcome, when any arrived, is
     named ``target`` (default ``outcome``; name the training data's target
     column to also judge target drift).
+
+    The columns judged are the model's: its signature's inputs, the prediction and the
+    outcome; other fields the server logged (an id, a routing key) only with ``include``
+    naming them. ``exclude`` leaves columns out.
     """
     from keel.monitor.drift import drift
     from keel.registry.versions import resolve_model
@@ -203,17 +233,30 @@ def check(
         result.seconds = time.perf_counter() - started
         return result
     assert win.frame is not None
+    unused: list[str] = []
+    if include is None:
+        inputs = _signature_inputs(mv)
+        if inputs is not None:
+            include = [c for c in win.inputs if c in inputs]
+            unused = [c for c in win.inputs if c not in inputs]
     report = drift(
         reference if reference is not None else mv.ref,
         win.frame,
         target=win.target,
         prediction=win.prediction,
+        include=include or None,
+        exclude=exclude,
         multivariate=multivariate,
         workspace=ws,
         record=False,
         seed=seed,
         model=mv,
     )
+    if unused:
+        report.notes.append(
+            f"not judged: {', '.join(unused)} (logged, but not inputs of {mv.ref}; "
+            "--include names the columns to judge)"
+        )
     report.current = win.describe()
     report.model = report.model or mv.ref
     if win.target is None and win.prediction is not None:
@@ -245,18 +288,37 @@ def watch(
     *,
     times: int | None = None,
     alerter: Alerter | None = None,
+    realert: str | float = DEFAULT_REALERT,
+    state: AlertState | None = None,
     on_result: Callable[[MonitorResult], None] | None = None,
     on_error: Callable[[BaseException], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     **options: Any,
 ) -> list[MonitorResult]:
-    """Run :func:`check` every ``every`` until interrupted (or ``times`` checks); each
-    drifted result is sent to ``alerter``. The first check's errors are raised (bad input);
-    later ones go to ``on_error`` and the watch goes on. Returns the results."""
+    """Run :func:`check` every ``every`` until interrupted (or ``times`` checks).
+
+    Alerts go to ``alerter`` as Alertmanager sends them: a finding (a drifted column, the
+    multivariate check, a schema break) fires when it starts, again at most once per
+    ``realert`` (24 h) while it lasts, and is sent ``resolved`` when a check no longer
+    finds it; a check without a verdict (not enough data) changes nothing. ``state``
+    holds what is firing (pass one to keep it across calls). The first check's errors are
+    raised (bad input); later ones go to ``on_error`` and the watch goes on. Returns the
+    results (the last ``KEPT`` when ``times`` is not given), without the windows' rows;
+    Ctrl-C (KeyboardInterrupt) is the caller's to catch."""
+    from keel.monitor.findings import AlertState, findings_of
+
     period = interval_seconds(every)
     if times is not None and times < 1:
         raise InvalidInput(f"invalid --times {times}: expected at least 1")
-    results: list[MonitorResult] = []
+    if isinstance(realert, int | float):
+        if not realert >= 0:
+            raise InvalidInput(f"invalid realert {realert!r}: expected seconds, 0 or more")
+        again = float(realert)  # 0: every check that finds it
+    else:
+        again = interval_seconds(realert)
+    state = state if state is not None else AlertState(realert=again)
+    # A watch may run for months: it keeps the last KEPT results, without their windows.
+    results: deque[MonitorResult] = deque(maxlen=times or KEPT)
     for i in itertools.count():
         began = time.monotonic()
         try:
@@ -266,12 +328,15 @@ def watch(
                 raise
             on_error(exc)
         else:
-            results.append(result)
             if on_result is not None:
                 on_result(result)
-            if result.exit_code and alerter is not None:
-                alerter.send(result.alert())
+            result.window.frame = None
+            results.append(result)
+            if result.report is not None and result.status != "not enough data":
+                alerts = state.update(findings_of(model, result.report), result.checked_at)
+                if alerts and alerter is not None:
+                    alerter.send(result.alert(alerts))
         if times is not None and i + 1 >= times:
             break
         sleep(max(0.0, began + period - time.monotonic()))
-    return results
+    return list(results)

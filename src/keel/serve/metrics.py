@@ -107,6 +107,12 @@ class ServerMetrics:
             ["model", "version"],
             **gauge_kw,
         )
+        self.schema_broken = Gauge(
+            "keel_schema_broken",
+            "1 when the newest drift report found an input the model needs missing or retyped",
+            ["model", "version"],
+            **gauge_kw,
+        )
         self.drifted_features = Gauge(
             "keel_drifted_features",
             "Features the newest drift report found drifted",
@@ -162,6 +168,7 @@ class ServerMetrics:
         labels = (self.model, str(version))
         self.drift.labels(*labels).set(1.0 if report.get("drifted") else 0.0)
         self.drifted_features.labels(*labels).set(len(report.get("drifted_features") or []))
+        self.schema_broken.labels(*labels).set(1.0 if report.get("schema_broken") else 0.0)
         created = report.get("created_at")
         if isinstance(created, str):
             self.drift_report_time.labels(*labels).set(
