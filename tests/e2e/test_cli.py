@@ -146,7 +146,7 @@ def test_quickstart_runs_the_narrated_lifecycle(tmp_path):
         "300 customers scored by churn/v",
         "challenger - champion:",
         "canary stopped",
-        "DRIFT: 2 of 3 features drifted (monthly_charges, plan); multivariate:",
+        "DRIFT: 2 of 3 features drifted (monthly_charges, plan); prediction drifted:",
         "not flagged: tenure",
     ):
         assert phrase in result.stdout, phrase

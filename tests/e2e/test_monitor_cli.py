@@ -146,7 +146,7 @@ def test_ctrl_c_ends_a_watch_with_a_summary_and_exit_0(home: Path) -> None:
     assert proc.returncode == 0, err
     last = out.strip().splitlines()[-1]
     assert last.startswith("stopped after ") and " drift" in last, out
-    assert last.endswith("alerts sent: 2 firing, 0 resolved"), last
+    assert last.endswith("alerts sent: 3 firing, 0 resolved"), last  # monthly, plan, prediction
     assert "Traceback" not in err
 
 

@@ -75,6 +75,10 @@ def test_a_clean_window_is_no_drift_and_is_recorded_against_the_served_version(
     rows = drift_reports_of(world.ws, model=resolve_model(world.ws, "churn/v1"))
     assert report.id in [r["id"] for r in rows]
     assert result.to_dict()["window"]["versions"] == [1]
+    # The served scores are compared with the model's own scores on its training data.
+    assert report.prediction is not None and report.prediction.status == "no drift"
+    assert report.prediction.reference_source == "model"
+    assert "reference: scores of churn/v1 on customers@v1" in report.prediction.notes[-1]
 
 
 def test_a_drifted_window_names_what_drifted_and_estimates_performance(world: World) -> None:
@@ -90,7 +94,9 @@ def test_a_drifted_window_names_what_drifted_and_estimates_performance(world: Wo
     assert alert["model"] == "churn" and alert["version"] == "churn/v1"
     assert alert["report"] == report.id and alert["window"]["rows"] == 3000
     names = {f["name"]: f for f in alert["drifted_features"]}
-    assert set(names) == {"monthly", "plan"}
+    # Higher bills churn more: the model's scores moved with them.
+    assert set(names) == {"monthly", "plan", "prediction"}
+    assert report.prediction is not None and report.prediction.drifted
     assert names["monthly"]["statistic"] > names["monthly"]["threshold"]
     json.dumps(alert)  # the webhook payload is plain JSON
 
@@ -213,7 +219,7 @@ def test_watch_delivers_to_every_webhook_and_survives_bad_ones(
         assert checked < 0.9 * 3
     assert [r.status for r in results] == ["drift"] * 3
     assert [a["report"] for a in good.received] == [r.report.id for r in results if r.report]
-    assert {f["name"] for f in good.received[0]["drifted_features"]} == {"monthly", "plan"}
+    assert {f["name"] for f in good.received[0]["drifted_features"]} == {"monthly", "plan", "prediction"}
     lines = [json.loads(line) for line in alert_file.read_text().splitlines()]
     assert [x["event"] for x in lines].count("alert") == 3
     failed = [x for x in lines if x["event"] == "delivery_failed"]
@@ -294,7 +300,7 @@ def test_a_lasting_finding_fires_once_repeats_after_realert_and_resolves(
     # fired when it started, again only once realert had passed, resolved when it ended:
     # not by the window too small to judge, by the first clean one
     assert [x["state"] for x in sent] == ["firing"] * (1 + len(repeats)) + ["resolved"]
-    ids = {"churn/drift/monthly", "churn/drift/plan"}
+    ids = {"churn/drift/monthly", "churn/drift/plan", "churn/drift/prediction"}
     for x, repeat in zip(sent, [False, *repeats], strict=False):
         assert {a["id"] for a in x["alerts"]} == ids
         assert all(a["status"] == "firing" and a["repeat"] is repeat for a in x["alerts"])
@@ -302,9 +308,9 @@ def test_a_lasting_finding_fires_once_repeats_after_realert_and_resolves(
     assert ended["report"] == results[4].report.id  # type: ignore[union-attr]
     assert {a["id"] for a in ended["alerts"]} == ids
     assert all(a["status"] == "resolved" and a["ended_at"] >= a["started_at"] for a in ended["alerts"])
-    assert all("monthly" in a["text"] or "plan" in a["text"] for a in ended["alerts"])
+    assert all(a["text"].startswith(a["column"]) for a in ended["alerts"])
     assert [x["state"] for x in hook.received] == [x["state"] for x in sent]
-    assert alerter.sent == {"firing": 2 * (1 + len(repeats)), "resolved": 2}
+    assert alerter.sent == {"firing": 3 * (1 + len(repeats)), "resolved": 3}
 
 
 def test_monitor_judges_the_models_inputs_not_every_logged_field(world: World) -> None:

@@ -183,3 +183,94 @@ def test_one_column_one_verdict_from_a_csv_and_from_a_dataframe(tmp_path: Path) 
         assert from_frame.statistic == pytest.approx(from_csv["statistic"])
     assert "100 values did not parse as numbers (e.g. 'n/a yet')" in " ".join(from_csv["notes"])
     assert from_csv["status"] == "drift" and "missing values 0.0% -> 2.0%" in from_csv["reasons"][0]
+
+
+def _scored(ws: Workspace, frame: pd.DataFrame, ref: str = "diab@champion") -> pd.DataFrame:
+    model = keel.load_model(ref, workspace=ws)
+    return frame.assign(score=model.predict(frame.drop(columns="target")))
+
+
+def _reference_predictions(ws: Workspace) -> list[str]:
+    from sqlalchemy import select
+
+    from keel.store.db import object_refs
+
+    with ws.db.read() as conn:
+        rows = conn.execute(
+            select(object_refs.c.label).where(object_refs.c.owner_kind == "reference_predictions")
+        ).all()
+    return [r[0] for r in rows]
+
+
+def test_predictions_are_compared_with_the_models_own_on_its_training_data(
+    ws: Workspace, diab: Path
+) -> None:
+    frame = pd.read_csv(diab / "diab.csv")
+    same = _scored(ws, frame)
+    first = keel.monitor.drift("diab@champion", same, prediction="score", workspace=ws)
+    p = first.prediction
+    assert p is not None and p.reference_source == "model" and p.status == "no drift"
+    assert p.statistic == pytest.approx(0.0, abs=1e-9)  # the very predictions it made
+    assert "reference: predictions of diab/v1 on diab@v1" in p.notes[-1]
+    assert _reference_predictions(ws) == ["diab/v1 on diab@v1"]  # kept, with its lineage
+    again = keel.monitor.drift("diab@champion", same, prediction="score", workspace=ws)
+    assert again.prediction is not None and again.prediction.notes[-1].endswith(", read back")
+    assert _reference_predictions(ws) == ["diab/v1 on diab@v1"]
+    # Heavier patients: the model predicts more progression, and the report says so.
+    heavier = _scored(ws, frame.assign(bmi=frame["bmi"] + 0.04))
+    moved = keel.monitor.drift("diab@champion", heavier, prediction="score", workspace=ws)
+    assert moved.prediction is not None and moved.prediction.drifted
+    assert "prediction score drifted: wasserstein" in moved.headline()
+    # The CLI, with a file reference and the model named: scored, not kept (no version).
+    heavier.to_csv(diab / "heavier.csv", index=False)
+    out = run_keel(
+        "drift", "diab.csv", "heavier.csv", "--prediction", "score", "--model", "diab@champion",
+        "--json", cwd=diab,
+    )  # fmt: skip
+    doc = json.loads(out.stdout)
+    assert out.returncode == 1 and doc["prediction"]["drifted"] is True
+    assert doc["prediction"]["reference_source"] == "model"
+    assert _reference_predictions(ws) == ["diab/v1 on diab@v1"]
+    unnamed = keel.monitor.drift(diab / "diab.csv", heavier, prediction="score", multivariate=False)
+    assert unnamed.prediction is None
+    assert any("prediction score not compared" in n and "--model" in n for n in unnamed.notes)
+
+
+def test_a_classifiers_scores_are_compared_with_its_scores(ws: Workspace) -> None:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    root = Path(ws.root)
+    data = load_breast_cancer(as_frame=True).frame
+    data.to_parquet(root / "cancer.parquet")
+    keel.data.add(root / "cancer.parquet", name="cancer", workspace=ws)
+    with keel.start_run(workspace=ws, capture_code=False) as run:
+        train = run.use("cancer@v1").to_pandas()
+        x = train.drop(columns="target")
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        mv = run.log_model(model.fit(x, train["target"]), "cancer", input_example=x.head())
+    promote(ws, "cancer", mv.number)
+    current = x.assign(score=model.predict_proba(x)[:, 1], label=model.predict(x).astype(str))
+    by_score = keel.monitor.drift("cancer@champion", current, prediction="score", workspace=ws)
+    assert by_score.prediction is not None and by_score.prediction.kind == "numeric"
+    assert "reference: scores of cancer/v1" in by_score.prediction.notes[-1]
+    assert by_score.prediction.statistic == pytest.approx(0.0, abs=1e-9)
+    # Classes 0 and 1 as text read as numbers (the one typing rule): the model's answers.
+    by_class = keel.monitor.drift(
+        "cancer@champion", current, prediction="label", workspace=ws, multivariate=False
+    )
+    assert by_class.prediction is not None and by_class.prediction.kind == "numeric"
+    assert "reference: predictions of cancer/v1" in by_class.prediction.notes[-1]
+    assert by_class.prediction.statistic == pytest.approx(0.0, abs=1e-9)
+    # Named classes are compared as labels.
+    names = np.where(train["target"] == 1, "benign", "malignant")
+    with keel.start_run(workspace=ws, capture_code=False) as run:
+        run.use("cancer@v1")
+        named = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, names)
+        run.log_model(named, "named", input_example=x.head())
+    labelled = x.assign(label=named.predict(x))
+    by_label = keel.monitor.drift("named/v1", labelled, prediction="label", workspace=ws)
+    assert by_label.prediction is not None and by_label.prediction.kind == "categorical"
+    assert by_label.prediction.status == "no drift" and by_label.prediction.statistic == 0.0

@@ -17,7 +17,7 @@ def _fmt(v: object) -> str:
 
 
 def _label(f: Any) -> str:
-    return f.name if f.role == "feature" else f"{f.name} ({f.role})"
+    return f.name if f.role in ("feature", f.name) else f"{f.name} ({f.role})"
 
 
 def show_details(report: Any, echo: Callable[[str], None], outcomes: str = "") -> None:

@@ -497,6 +497,11 @@ def _drift_chapter(
             out.print(f"    {f.name}: {'; '.join(f.reasons)}", markup=False, highlight=False)
     if calm:
         out.print(f"  not flagged: {', '.join(calm)} (unchanged, so no false alarm)")
+    if report.prediction is not None:
+        out.print(
+            "  the served predictions are judged against what the model predicts on its own "
+            "training data (scored once, kept with their lineage)"
+        )
     mv = report.multivariate
     if mv is not None and mv.auc is not None:
         out.print(f"  a classifier tells this traffic from the training data with AUC {mv.auc:.2f}")

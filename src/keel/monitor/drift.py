@@ -256,6 +256,12 @@ def drift(
                         f"{1 - share:.1%} of current rows have an outcome; the rest are left "
                         "out (a missing outcome is not target drift)"
                     )
+    if prediction is not None and prediction in cur_cols and prediction not in ref_cols:
+        made = _predicted_reference(ref, cur, prediction, signed, rule)
+        if isinstance(made, str):
+            notes.append(made)
+        else:
+            extras["prediction"] = made
     tests = decide([*judged.values(), *extras.values()], rule)
 
     report = DriftReport(
@@ -309,6 +315,27 @@ def drift(
 
         report.record_id = record_report(used_ws[0], report, ref, cur)
     return report
+
+
+def _predicted_reference(
+    ref: Side, cur: Side, name: str, model: Any, rule: DecisionRule
+) -> FeatureDrift | str:
+    """The current predictions judged against what ``model`` predicts on the reference
+    table; or why they cannot be."""
+    if model is None:
+        return (
+            f"prediction {name} not compared: the reference holds no predictions, and no model "
+            "is named to make them (--model, or a model version as the reference)"
+        )
+    from keel.monitor.predictions import reference_predictions
+
+    made, why = reference_predictions(model, ref, cur.data(), name)
+    if made is None:
+        return why
+    verdict = score_feature(name, made, cur.data().column(name, made.kind), rule, role="prediction")
+    verdict.reference_source = "model"
+    verdict.notes.append(why)
+    return verdict
 
 
 def _signed_model(ref: Side, model: Any, ws: Callable[[], Workspace]) -> Any:

@@ -50,6 +50,12 @@ class FeatureDrift:
     # the effect statistic on consecutive chunks of the current table: when the drift began
     over_time: list[dict[str, Any]] = field(default_factory=list)
 
+    def describe(self) -> str:
+        """``tenure``, ``prediction``, ``prediction score``, ``target churned``."""
+        if self.role == "feature" or self.name == self.role:
+            return self.name
+        return f"{self.role} {self.name}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -56,7 +56,7 @@ def findings_of(model: str, report: DriftReport) -> dict[str, dict[str, Any]]:
                 "statistic": f.statistic,
                 "threshold": f.threshold,
                 "p_value": f.p_value,
-                "text": f"{f.role} {f.name} drifted: {'; '.join(f.reasons)}",
+                "text": f"{f.describe()} drifted: {'; '.join(f.reasons)}",
             }
     mv = report.multivariate
     if mv is not None and mv.drifted:

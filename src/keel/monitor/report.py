@@ -91,7 +91,7 @@ class DriftReport:
             out.append(f"schema: {self.schema.sentence()}")
         for f in (self.prediction, self.target):
             if f is not None and f.drifted:
-                out.append(f"{f.role} {f.name} drifted: {'; '.join(f.reasons)}")
+                out.append(f"{f.describe()} drifted: {'; '.join(f.reasons)}")
         if self.multivariate is not None and self.multivariate.drifted:
             out.append("multivariate: " + "; ".join(self.multivariate.reasons()))
         return out

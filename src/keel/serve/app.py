@@ -24,9 +24,9 @@ from keel.serve.inputs import Batch, MalformedBody, TooLarge, decode_json, parse
 from keel.serve.outcomes import ExpectedOutcome, OutcomesRefused
 
 if TYPE_CHECKING:
+    from keel.registry.scoring import Scored, Scorer
     from keel.serve.config import ServeConfig
     from keel.serve.runtime import Routing, Runtime
-    from keel.serve.scoring import Scored, Scorer
 
 __all__ = ["app_from_env", "create_app"]
 

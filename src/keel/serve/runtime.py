@@ -23,9 +23,9 @@ from keel.deploy.guardrails import ArmWindow, check
 
 if TYPE_CHECKING:
     from keel.deploy.records import Deployment
+    from keel.registry.scoring import Scorer
     from keel.serve.config import ServeConfig
     from keel.serve.metrics import ServerMetrics
-    from keel.serve.scoring import Scorer
     from keel.store.logs import LogWriter
     from keel.workspace import Workspace
 
@@ -77,7 +77,7 @@ class Runtime:
             self._cache.move_to_end(number)
             return found
         from keel.registry import load_model
-        from keel.serve.scoring import Scorer
+        from keel.registry.scoring import Scorer
 
         scorer = Scorer(load_model(f"{self.config.model}/v{number}", workspace=self.ws))
         self._cache[number] = scorer

@@ -1,4 +1,7 @@
-"""One model call per request: the answer, and what the log keeps of it (number, label, score).
+"""One model call: the answer, and what the log keeps of it (number, label, score).
+
+The server scores each request with it; the monitor scores a model's training data
+with it, so the predictions it compares are made the same way.
 
 A classifier that can give probabilities is asked once, with
 ``predict_proba``: the answer is the most probable class, exactly what
