@@ -90,9 +90,10 @@ def log_traffic(
     """``n`` served predictions spread over ``seconds`` from ``start`` (plus ``errors`` failed
     requests and ``shadow`` unserved rows that the monitor must ignore), as the server logs them."""
     frame = customers(n, seed, drift)
+    model = keel.load_model(f"{MODEL}@champion", workspace=ws)
+    proba = model.predict_proba(frame[FEATURES])[:, 1]
     if scores is None:
-        model = keel.load_model(f"{MODEL}@champion", workspace=ws)
-        scores = model.predict_proba(frame[FEATURES])[:, 1]
+        scores = proba
     ts = start + np.linspace(0, seconds, n, endpoint=False)
     ids = [f"{seed:08x}{i:014x}-0" for i in range(n)]
     columns: dict[str, list[Any]] = {
@@ -106,9 +107,9 @@ def log_traffic(
         "latency_ms": [1.5] * n,
         "error": [None] * n,
         "key": [None] * n,
-        "prediction": (np.asarray(scores) >= 0.5).astype(float).tolist(),
+        "prediction": (proba >= 0.5).astype(float).tolist(),
         "label": [None] * n,
-        "score": [float(s) for s in scores],
+        "score": [None if s is None else float(s) for s in scores],  # None: not logged
     }
     for name in FEATURES:
         columns[f"input_{name}"] = frame[name].tolist()

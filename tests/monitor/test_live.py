@@ -352,3 +352,19 @@ def test_an_id_column_is_not_judged_by_its_distribution() -> None:
     cur.loc[: int(2000 * 0.935), "id"] = None  # the key stopped arriving: that is still seen
     gone = keel.monitor.drift(ref, cur, multivariate=False).features["id"]
     assert gone.drifted and gone.reasons == ["missing values 0.0% -> 93.5%"]
+
+
+def test_outcomes_join_when_only_a_few_rows_logged_a_score(world: World) -> None:
+    # One version logged scores, the next only answers: 20 of 1,000 rows have a score, and
+    # 900 have an outcome. The answers are the prediction column; every outcome counts.
+    span = (NOW - 5 * 3600, NOW - 5 * 3600 + 300)
+    scores: list[float | None] = [None] * 1000
+    scores[:20] = [0.9] * 20
+    traffic = log_traffic(world.ws, 1000, start=span[0], seconds=300, seed=9, scores=scores)
+    log_outcomes(world.ws, traffic.ids[:900], traffic.truth[:900], at=span[1] + 60)
+    result = _check(world, span)
+    assert result.window.prediction_source == "prediction" and result.window.outcomes == 900
+    report = result.report
+    assert report is not None and report.performance is not None
+    assert sum(c["rows"] for c in report.performance.chunks) == 900
+    assert not any("performance: only" in n for n in report.notes)

@@ -178,12 +178,16 @@ def read_window(
         query = f"SELECT {select} FROM (SELECT * FROM {view}{sample}) s"
     # Through Arrow: several times faster than DuckDB's own DataFrame conversion for text.
     table = db.sql(query).to_arrow_table()
-    present = {
-        name
+    counts = {
+        name: len(col) - col.null_count
         for name, col in zip(table.column_names, table.columns, strict=True)
-        if col.null_count < len(col)
     }
-    window.prediction_source = next((c for c in outputs if c in present), None)
+    present = {name for name, n in counts.items() if n}
+    # The output most rows carry, the score first among equals: a window may span versions,
+    # one that logs scores and one that does not, and a score on a few rows is no prediction
+    # column for the rest.
+    logged = [c for c in outputs if counts.get(c, 0)]
+    window.prediction_source = max(logged, key=lambda c: counts[c]) if logged else None
     # An input no row of this window carries belongs to other traffic (another version's
     # signature, a routing key of a deployment that ended): not part of this window.
     window.inputs = [c for c in window.inputs if f"input_{c}" in present]
