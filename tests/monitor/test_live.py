@@ -78,7 +78,7 @@ def test_a_clean_window_is_no_drift_and_is_recorded_against_the_served_version(
     # The served scores are compared with the model's own scores on its training data.
     assert report.prediction is not None and report.prediction.status == "no drift"
     assert report.prediction.reference_source == "model"
-    assert "reference: scores of churn/v1 on customers@v1" in report.prediction.notes[-1]
+    assert "reference: scores of churn/v1 on customers@v1" in report.prediction.notes[0]
 
 
 def test_a_drifted_window_names_what_drifted_and_estimates_performance(world: World) -> None:

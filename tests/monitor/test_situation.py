@@ -211,10 +211,10 @@ def test_predictions_are_compared_with_the_models_own_on_its_training_data(
     p = first.prediction
     assert p is not None and p.reference_source == "model" and p.status == "no drift"
     assert p.statistic == pytest.approx(0.0, abs=1e-9)  # the very predictions it made
-    assert "reference: predictions of diab/v1 on diab@v1" in p.notes[-1]
+    assert "reference: predictions of diab/v1 on diab@v1" in p.notes[0]
     assert _reference_predictions(ws) == ["diab/v1 on diab@v1"]  # kept, with its lineage
     again = keel.monitor.drift("diab@champion", same, prediction="score", workspace=ws)
-    assert again.prediction is not None and again.prediction.notes[-1].endswith(", read back")
+    assert again.prediction is not None and again.prediction.notes[0].endswith(", read back")
     assert _reference_predictions(ws) == ["diab/v1 on diab@v1"]
     # Heavier patients: the model predicts more progression, and the report says so.
     heavier = _scored(ws, frame.assign(bmi=frame["bmi"] + 0.04))
@@ -255,14 +255,14 @@ def test_a_classifiers_scores_are_compared_with_its_scores(ws: Workspace) -> Non
     current = x.assign(score=model.predict_proba(x)[:, 1], label=model.predict(x).astype(str))
     by_score = keel.monitor.drift("cancer@champion", current, prediction="score", workspace=ws)
     assert by_score.prediction is not None and by_score.prediction.kind == "numeric"
-    assert "reference: scores of cancer/v1" in by_score.prediction.notes[-1]
+    assert "reference: scores of cancer/v1" in by_score.prediction.notes[0]
     assert by_score.prediction.statistic == pytest.approx(0.0, abs=1e-9)
     # Classes 0 and 1 as text read as numbers (the one typing rule): the model's answers.
     by_class = keel.monitor.drift(
         "cancer@champion", current, prediction="label", workspace=ws, multivariate=False
     )
     assert by_class.prediction is not None and by_class.prediction.kind == "numeric"
-    assert "reference: predictions of cancer/v1" in by_class.prediction.notes[-1]
+    assert "reference: predictions of cancer/v1" in by_class.prediction.notes[0]
     assert by_class.prediction.statistic == pytest.approx(0.0, abs=1e-9)
     # Named classes are compared as labels.
     names = np.where(train["target"] == 1, "benign", "malignant")
@@ -274,3 +274,34 @@ def test_a_classifiers_scores_are_compared_with_its_scores(ws: Workspace) -> Non
     by_label = keel.monitor.drift("named/v1", labelled, prediction="label", workspace=ws)
     assert by_label.prediction is not None and by_label.prediction.kind == "categorical"
     assert by_label.prediction.status == "no drift" and by_label.prediction.statistic == 0.0
+
+
+class Refuses(keel.PythonModel):
+    def predict(self, inputs: object) -> object:
+        raise RuntimeError("this model was never meant to score")
+
+
+def test_a_large_reference_is_scored_on_a_sample_and_a_failing_model_leaves_a_note(
+    ws: Workspace, diab: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keel.monitor.predictions as predictions
+
+    monkeypatch.setattr(predictions, "SCORED_ROWS", 100)
+    frame = pd.read_csv(diab / "diab.csv")
+    report = keel.monitor.drift(
+        "diab@champion", _scored(ws, frame), prediction="score", workspace=ws, multivariate=False
+    )
+    assert report.prediction is not None and report.prediction.rows[0] == 100
+    assert any("a uniform sample of 100 rows of diab@v1" in n for n in report.prediction.notes)
+    x = frame.drop(columns="target")
+    with keel.start_run(workspace=ws, capture_code=False) as run:
+        run.use("diab@v1")
+        run.log_model(Refuses(), "refuses", input_example=x.head())
+    broken = keel.monitor.drift(
+        "refuses/v1", frame.assign(score=1.0), prediction="score", workspace=ws, multivariate=False
+    )
+    assert broken.prediction is None and broken.status == "no drift"
+    assert any(
+        "could not score" in n and "RuntimeError: this model was never meant to score" in n
+        for n in broken.notes
+    ), broken.notes

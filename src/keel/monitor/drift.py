@@ -334,7 +334,7 @@ def _predicted_reference(
         return why
     verdict = score_feature(name, made, cur.data().column(name, made.kind), rule, role="prediction")
     verdict.reference_source = "model"
-    verdict.notes.append(why)
+    verdict.notes.insert(0, why)  # where the reference's predictions came from, first
     return verdict
 
 

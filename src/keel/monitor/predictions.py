@@ -11,7 +11,8 @@ The predictions of a model version on a dataset version are an object (Parquet:
 ``score``, ``prediction``, ``label``), recorded in ``object_refs`` under
 ``reference_predictions``, owner ``<model version id>:<dataset version id>``: its
 lineage. The next report on the same pair reads them back instead of scoring again.
-A file reference is scored each time (nothing names it for good).
+A file reference is scored each time (nothing names it for good). A reference of more
+than ``SCORED_ROWS`` rows is scored on a uniform sample of that many.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 __all__ = ["Predictions", "reference_predictions"]
 
 OWNER = "reference_predictions"
+# A larger reference is scored on a uniform sample of this many rows: a distribution of
+# predictions needs no more, and a large model on a large table would take minutes.
+SCORED_ROWS = 200_000
 
 
 @dataclass
@@ -82,7 +86,8 @@ class Predictions:
 
 
 def _score(mv: ModelVersion, table: Any) -> Predictions:
-    """Score ``table`` with ``mv`` as the server would (its signature's columns, checked)."""
+    """Score ``table`` with ``mv`` as the server would (its signature's columns, checked):
+    every row, or a uniform sample of ``SCORED_ROWS`` of a larger table."""
     from keel.monitor.drift import _frame
     from keel.registry.loading import load_version
     from keel.registry.scoring import Scorer
@@ -91,8 +96,11 @@ def _score(mv: ModelVersion, table: Any) -> Predictions:
     loaded = load_version(mv.workspace, mv)
     sig = loaded.signature
     names = [c.name for c in sig.columns] if sig is not None and sig.columns else None
-    columns = names or column_names(table)
-    scored = Scorer(loaded)(loaded.prepare(_frame(table, columns)))
+    frame = _frame(table, names or column_names(table))
+    if len(frame) > SCORED_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(len(frame), SCORED_ROWS, replace=False))
+        frame = frame.iloc[rows].reset_index(drop=True)
+    scored = Scorer(loaded)(loaded.prepare(frame))
     return Predictions(
         score=np.asarray(scored.scores, dtype=float) if scored.scores is not None else None,
         prediction=np.array([np.nan if v is None else v for v in scored.numbers], dtype=float),
@@ -167,10 +175,17 @@ def reference_predictions(
             found = _score(mv, table)
         except KeelError as exc:
             return None, f"prediction: {mv.ref} could not score {side.label}: {exc}"
+        except Exception as exc:  # the model's own code: any error, said in the report
+            first = (str(exc).strip().splitlines() or [""])[0]
+            return None, (
+                f"prediction: {mv.ref} could not score {side.label}: {type(exc).__name__}: {first}"
+            )
         if ws is not None and owner is not None:
             _store(ws, owner, f"{mv.ref} on {side.dataset.ref}", found)  # type: ignore[union-attr]
     kind, _ = current.kind(name)
-    where = f"{mv.ref} on {side.label}" + (", read back" if found.source == "cached" else "")
+    scored = len(found.prediction)
+    sample = f"a uniform sample of {scored:,} rows of " if scored < side.rows else ""
+    where = f"{mv.ref} on {sample}{side.label}" + (", read back" if found.source == "cached" else "")
     if kind == "numeric":
         values = current.numbers(name)[0]
         finite = values[np.isfinite(values)]
