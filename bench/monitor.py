@@ -181,16 +181,32 @@ import keel
 sys.path.insert(0, ARGS["repo"])
 from tests.monitor.synthetic import table
 
-class Constant(keel.PythonModel):
-    def predict(self, inputs):
-        return np.zeros(len(inputs))
+def rng_noise(n):
+    return np.random.default_rng(1).normal(0, 1, n)
+
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 root = ARGS["root"]
 ws = keel.init(root)
 ref = keel.data.add(ARGS["ref"], name="bench_train", workspace=ws)  # profiled as it is read
+# A real classifier, so each check also judges the served scores against the model's own
+# scores on its training data (scored by the first check, read back by the next ones).
+train = table(20_000, 0, False)
+label = (train["num_01"] - 1 + (train["cat_0"] == "a") + rng_noise(20_000) > 0).astype(int)
+model = make_pipeline(
+    ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown="ignore"),
+          ["cat_frequency", "cat_new", "cat_0", "cat_1", "cat_2"])],
+        remainder="passthrough",
+    ),
+    LogisticRegression(max_iter=300),
+).fit(train, label)
 with keel.start_run(workspace=ws, capture_code=False) as run:
     run.use(ref.ref)
-    run.log_model(Constant(), "bench", input_example=table(5, 0, False))
+    run.log_model(model, "bench", input_example=table(5, 0, False))
 from keel.registry.versions import promote
 promote(ws, "bench", 1)
 # The current window: 1,000,000 served predictions over the last 50 minutes, as `keel serve`
@@ -201,7 +217,7 @@ rng = np.random.default_rng(3)
 for k, part in enumerate(np.array_split(np.arange(n), 10)):
     ts = start + part * (2990 / n)
     m = len(part)
-    score = rng.random(m)
+    score = model.predict_proba(cur.iloc[part])[:, 1]  # what the server would have logged
     cols = {
         "ts": pa.array((ts * 1e6).astype("int64")).cast(pa.timestamp("us", tz="UTC")),
         "request_id": pa.array([f"r{i}" for i in part]),
@@ -233,16 +249,25 @@ LIVE_WORKER = (
     + r"""
 import resource
 import keel
+from keel.store.db import object_refs
 ws = keel.connect(ARGS["root"])
+# Forget predictions an earlier run kept, so the first check scores the training data.
+ws.db.write(lambda conn: conn.execute(
+    object_refs.delete().where(object_refs.c.owner_kind == "reference_predictions")))
 def once():
     return keel.monitor.check(
         "bench", window=None, last=1_000_000, multivariate=ARGS["multivariate"], workspace=ws)
-cold, _ = timeit(once)  # the first check imports scipy and friends
+# The first check imports scipy and friends, and (the first time in this workspace) scores
+# the training data with the model; the next reads those predictions back.
+cold, first = timeit(once)
 seconds, result = timeit(once)  # what each check of `keel monitor --every` costs
 report = result.report
+pred = report.prediction
 out(seconds=seconds, cold=cold, rows=result.window.rows, sampled=result.window.sampled,
     flagged=result.drifted_features, status=result.status,
     sources=sorted({f.reference_source for f in report.features.values()}),
+    prediction=(pred.status + ": " + pred.notes[0]) if pred is not None else "not compared",
+    first_prediction=first.report.prediction.notes[0] if first.report.prediction else "-",
     peak=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
 )
@@ -250,7 +275,7 @@ out(seconds=seconds, cold=cold, rows=result.window.rows, sampled=result.window.s
 
 def live_window(n: int) -> list[list[str]]:
     """A 1,000,000-row window read from the log lake, judged against a stored profile."""
-    root = LIVE / f"ws_{n}"
+    root = LIVE / f"ws2_{n}"  # ws2: the served model is a classifier whose scores are judged
     if not (root / ".keel" / "logs" / "predictions").exists():
         ref, _ = generate(n)
         if root.exists():  # a half-written earlier attempt
@@ -293,11 +318,13 @@ def live_window(n: int) -> list[list[str]]:
                 "keel.monitor.check" + (" + multivariate" if multivariate else ""),
                 f"{r['rows']:,} ({r['sampled']:,} judged)",
                 ",".join(r["sources"]),
-                f"{fmt_s(r['seconds'])} (first call {fmt_s(r['cold'])})",
+                f"{fmt_s(r['seconds'])} (first call {fmt_s(r['cold'])}, which scores the "
+                "training data)",
                 f"{t:.2f}s (exit {p.returncode})",
                 f"{r['peak'] / 2**30:.2f} GiB",
                 f"{found}/5",
                 str(false),
+                r["prediction"],
             ]
         )
     return rows
@@ -523,6 +550,7 @@ def print_live(rows: list[list[str]]) -> None:
                 "peak RSS",
                 "found",
                 "false alarms",
+                "prediction (later checks)",
             ],
             rows,
         )
