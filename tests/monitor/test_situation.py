@@ -305,3 +305,19 @@ def test_a_large_reference_is_scored_on_a_sample_and_a_failing_model_leaves_a_no
         "could not score" in n and "RuntimeError: this model was never meant to score" in n
         for n in broken.notes
     ), broken.notes
+
+
+def test_a_dataset_reference_is_scored_by_the_only_model_trained_on_it(
+    ws: Workspace, diab: Path
+) -> None:
+    frame = _scored(ws, pd.read_csv(diab / "diab.csv"))
+    report = keel.monitor.drift("diab@v1", frame, prediction="score", workspace=ws)
+    assert report.prediction is not None and report.prediction.reference_source == "model"
+    assert report.prediction.notes[0].startswith("reference: predictions of diab/v1 on diab@v1")
+    with keel.start_run(workspace=ws, capture_code=False) as run:
+        train = run.use("diab@v1").to_pandas()
+        x = train.drop(columns="target")
+        run.log_model(LinearRegression().fit(x, train["target"]), "other", input_example=x)
+    two = keel.monitor.drift("diab@v1", frame, prediction="score", workspace=ws)
+    assert two.prediction is None
+    assert any("several were trained on diab@v1: diab/v1, other/v1" in n for n in two.notes)

@@ -257,7 +257,7 @@ def drift(
                         "out (a missing outcome is not target drift)"
                     )
     if prediction is not None and prediction in cur_cols and prediction not in ref_cols:
-        made = _predicted_reference(ref, cur, prediction, signed, rule)
+        made = _predicted_reference(ref, cur, prediction, signed, rule, ws)
         if isinstance(made, str):
             notes.append(made)
         else:
@@ -318,16 +318,30 @@ def drift(
 
 
 def _predicted_reference(
-    ref: Side, cur: Side, name: str, model: Any, rule: DecisionRule
+    ref: Side, cur: Side, name: str, model: Any, rule: DecisionRule, ws: Callable[[], Workspace]
 ) -> FeatureDrift | str:
     """The current predictions judged against what ``model`` predicts on the reference
-    table; or why they cannot be."""
+    table (without one, the only model trained on a dataset version reference); or why
+    they cannot be."""
+    from keel.monitor.predictions import models_trained_on, reference_predictions
+
+    unnamed = (
+        f"prediction {name} not compared: the reference holds no predictions, and no model "
+        "is named to make them (--model, or a model version as the reference)"
+    )
+    if model is None and ref.dataset is not None:
+        trained = models_trained_on(ws(), ref.dataset)
+        if len(trained) > 1:
+            return (
+                f"{unnamed}; several were trained on {ref.dataset.ref}: "
+                f"{', '.join(trained[:5])}"
+            )
+        if trained:
+            from keel.registry.versions import resolve_model
+
+            model = resolve_model(ws(), trained[0])  # the only model trained on it
     if model is None:
-        return (
-            f"prediction {name} not compared: the reference holds no predictions, and no model "
-            "is named to make them (--model, or a model version as the reference)"
-        )
-    from keel.monitor.predictions import reference_predictions
+        return unnamed
 
     made, why = reference_predictions(model, ref, cur.data(), name)
     if made is None:

@@ -155,6 +155,25 @@ def _store(ws: Workspace, owner: str, label: str, predictions: Predictions) -> N
             pass  # another process recorded the same predictions first
 
 
+def models_trained_on(ws: Workspace, dataset: Any) -> list[str]:
+    """The model versions (``churn/v2``) whose runs used ``dataset`` (a DatasetVersion)."""
+    from sqlalchemy import select
+
+    from keel.data.catalog import version_id
+    from keel.store.db import model_versions, models, run_inputs
+
+    with ws.db.read() as conn:
+        vid = version_id(conn, dataset.name, dataset.number)
+        rows = conn.execute(
+            select(models.c.name, model_versions.c.number)
+            .join(models, models.c.id == model_versions.c.model_id)
+            .join(run_inputs, run_inputs.c.run_pk == model_versions.c.run_pk)
+            .where(run_inputs.c.dataset_version_id == vid)
+            .order_by(models.c.name, model_versions.c.number)
+        ).all()
+    return [f"{name}/v{number}" for name, number in rows]
+
+
 def reference_predictions(
     mv: ModelVersion, side: Side, current: Columns, name: str
 ) -> tuple[Column | None, str]:
@@ -175,7 +194,7 @@ def reference_predictions(
             found = _score(mv, table)
         except KeelError as exc:
             return None, f"prediction: {mv.ref} could not score {side.label}: {exc}"
-        except Exception as exc:  # the model's own code: any error, said in the report
+        except Exception as exc:  # noqa: BLE001 - the model's own code: any error, said in the report
             first = (str(exc).strip().splitlines() or [""])[0]
             return None, (
                 f"prediction: {mv.ref} could not score {side.label}: {type(exc).__name__}: {first}"
