@@ -129,6 +129,22 @@ def test_the_headline_names_what_tripped_when_no_single_feature_did(tmp_path: Pa
     assert sentence in (tmp_path / "r.html").read_text()  # the page says the same
 
 
+def test_the_headline_on_the_diabetes_table_whose_serum_columns_came_apart(
+    tmp_path: Path,
+) -> None:
+    # s2 and s4 shuffled apart from s1 and the others: every column as it was, the rows not.
+    ref = load_diabetes(as_frame=True).frame.drop(columns="target")
+    cur = ref.assign(
+        s2=np.random.default_rng(0).permutation(ref["s2"].to_numpy()),
+        s4=np.random.default_rng(1).permutation(ref["s4"].to_numpy()),
+    )
+    report = keel.monitor.drift(ref, cur)
+    assert report.headline().startswith(
+        "DRIFT: 0 of 10 features drifted; multivariate: PCA reconstruction error x"
+    )
+    assert report.multivariate is not None and report.multivariate.reasons()[0] in render(report)
+
+
 def test_the_domain_classifier_sentence() -> None:
     from keel.monitor.multivariate import MultivariateDrift
 
