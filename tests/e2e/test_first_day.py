@@ -82,7 +82,13 @@ def test_clients_without_the_key_roll_the_canary_back_and_show_everywhere(root: 
         assert "'session'" in health["reason"] and "refused" in health["reason"]
         # the server's guardrail (5% errors after 50 requests) rolled it back...
         wait_for(lambda: server.get("/healthz").json["deployment"] is None, timeout=20)
-        status = keel_json(root, "deploy", "status", "churn", "--since", "all")
+        # The refused requests reach the log lake with the server's next flush (every second),
+        # which may come after the rollback the guardrail made from its own counts.
+        def flushed() -> dict | None:
+            doc = keel_json(root, "deploy", "status", "churn", "--since", "all")
+            return doc if any(a["arm"] == "challenger" for a in doc["arms"]) else None
+
+        status = wait_for(flushed, timeout=20, interval=0.5)
         assert status["deployment"] is None
         assert status["events"][0]["action"] == "rollback"
         assert "error rate" in status["events"][0]["message"]
