@@ -32,13 +32,16 @@ from keel.monitor.missing import MissingRate
 from keel.monitor.multivariate import MultivariateDrift
 from keel.monitor.numeric import PSI, KolmogorovSmirnov, Wasserstein
 from keel.monitor.report import DriftReport
+from keel.monitor.schema import SchemaFinding
 
 if TYPE_CHECKING:
     from keel.monitor.alerts import Alerter, Delivery
+    from keel.monitor.findings import AlertState
     from keel.monitor.live import MonitorResult, check, watch
     from keel.monitor.window import Window, read_window
 
 _LAZY = {
+    "AlertState": "keel.monitor.findings",
     "Alerter": "keel.monitor.alerts",
     "Delivery": "keel.monitor.alerts",
     "MonitorResult": "keel.monitor.live",
@@ -61,6 +64,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ADWIN",
     "PSI",
+    "AlertState",
     "Alerter",
     "ChangeDetector",
     "ChiSquare",
@@ -78,6 +82,7 @@ __all__ = [
     "MultivariateDrift",
     "NewCategories",
     "PageHinkley",
+    "SchemaFinding",
     "Score",
     "Wasserstein",
     "Window",
