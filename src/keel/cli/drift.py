@@ -75,7 +75,12 @@ def show_details(report: Any, echo: Callable[[str], None], outcomes: str = "") -
 @click.argument("reference")
 @click.argument("current")
 @click.option("--target", default=None, help="The column holding the outcome, if any.")
-@click.option("--prediction", default=None, help="The column holding the model's prediction.")
+@click.option(
+    "--prediction",
+    default=None,
+    help="The column holding the model's prediction; a reference without it is scored by "
+    "the model (REFERENCE's, or --model).",
+)
 @click.option("--exclude", default=None, help="Columns to leave out: a,b,c.")
 @click.option(
     "--include", default=None, help="Judge only these columns (and --target, --prediction): a,b."
@@ -84,8 +89,9 @@ def show_details(report: Any, echo: Callable[[str], None], outcomes: str = "") -
     "--model",
     "model_ref",
     default=None,
-    help="The model (churn@champion) whose signature names the columns CURRENT must have; "
-    "by default REFERENCE's, when it is a model version.",
+    help="The model (churn@champion) whose signature names the columns CURRENT must have, "
+    "and which scores REFERENCE for --prediction; by default REFERENCE's, when it is a "
+    "model version.",
 )
 @click.option(
     "--allow-missing",
