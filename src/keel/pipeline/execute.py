@@ -1,0 +1,347 @@
+"""Running a pipeline: each step a keel run under the pipeline's run, its output an object,
+its result reused when its cache key was seen before.
+
+A step's result is kept as a cache entry in ``object_refs`` (``step_cache``, owner the
+key, role ``output:<format>``, label ``<run id> <pipeline>.<step>``), written after its
+output object is durable. An entry whose object is gone (``keel gc``) is a miss, never an
+error. A step that raises ends its run and the pipeline run ``failed`` (the step's name
+and traceback recorded); the steps after it do not run, and a rerun reuses the ones that
+finished.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from keel.errors import KeelError
+from keel.pipeline.key import StepKey, step_key
+from keel.pipeline.outputs import decode, encode
+from keel.pipeline.steps import Pipeline, Step
+
+if TYPE_CHECKING:
+    from keel.workspace import Workspace
+
+__all__ = ["PipelineRun", "StepFailed", "StepResult", "run_pipeline"]
+
+CACHE = "step_cache"
+
+
+class StepFailed(KeelError):
+    """A step raised: the pipeline run failed there."""
+
+    exit_code = 1
+
+
+@dataclass
+class StepResult:
+    """One step of a pipeline run."""
+
+    name: str
+    status: str  # finished | cached | failed | skipped
+    run: str | None = None  # the run that made the output (an earlier one when cached)
+    cached: bool = False
+    output: str | None = None  # digest of the output object
+    format: str | None = None
+    key: str | None = None
+    key_parts: dict[str, Any] = field(default_factory=dict)
+    not_cacheable: str | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.name,
+            "status": self.status,
+            "run": self.run,
+            "cached": self.cached,
+            "output": self.output,
+            "format": self.format,
+            "key": self.key,
+            "not_cacheable": self.not_cacheable,
+            "seconds": round(self.seconds, 6),
+            "error": self.error,
+        }
+
+
+@dataclass
+class PipelineRun:
+    """A pipeline run: its own keel run, and each step's result in the order they ran."""
+
+    pipeline: str
+    run: str
+    status: str
+    params: dict[str, Any]
+    steps: list[StepResult]
+    seconds: float = 0.0
+    error: str | None = None
+    _ws: Any = field(default=None, repr=False)
+
+    def output(self, name: str) -> Any:
+        """The output of step ``name``, read back from its object."""
+        for s in self.steps:
+            if s.name == name and s.output is not None and s.format is not None:
+                return decode(s.format, self._ws.objects.get(s.output))
+        raise KeyError(f"step {name} has no output in this run")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "run": self.run,
+            "status": self.status,
+            "params": self.params,
+            "seconds": round(self.seconds, 6),
+            "error": self.error,
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+
+def _lookup(ws: Workspace, key: str) -> tuple[str, str, str] | None:
+    """``(run id, format, output digest)`` of a cache entry whose object still exists."""
+    from sqlalchemy import and_, select
+
+    from keel.store.db import object_refs
+
+    with ws.db.read() as conn:
+        row = conn.execute(
+            select(object_refs.c.role, object_refs.c.oid, object_refs.c.label).where(
+                and_(object_refs.c.owner_kind == CACHE, object_refs.c.owner_id == key)
+            )
+        ).first()
+    if row is None or not ws.objects.has(row.oid):
+        return None  # never seen, or its object was collected: run it again
+    return row.label.split(" ", 1)[0], row.role.split(":", 1)[1], row.oid
+
+
+def _remember(ws: Workspace, key: str, fmt: str, oid: str, label: str) -> None:
+    """Record the cache entry (replacing one whose object was collected)."""
+    from keel.store.db import object_refs
+
+    def txn(conn: Any) -> None:
+        conn.execute(
+            object_refs.delete().where(
+                (object_refs.c.owner_kind == CACHE) & (object_refs.c.owner_id == key)
+            )
+        )
+        conn.execute(
+            object_refs.insert().values(
+                owner_kind=CACHE,
+                owner_id=key,
+                role=f"output:{fmt}",
+                oid=oid,
+                shape="blob",
+                label=label[:300],
+            )
+        )
+
+    ws.db.write(txn)
+
+
+def _step_params(s: Step, pipe: Pipeline, params: Mapping[str, Any]) -> dict[str, Any]:
+    inputs = set(pipe.inputs(s))
+    return {p.name: params[p.name] for p in s.arguments if p.name not in inputs}
+
+
+def run_pipeline(
+    pipe: Pipeline,
+    *,
+    params: Mapping[str, Any] | None = None,
+    workspace: Workspace | None = None,
+    explain: bool = False,
+) -> PipelineRun:
+    """Run ``pipe`` in this process, one step at a time, reusing cached steps.
+
+    With ``explain``, nothing runs: each step says whether it would be reused, and if not,
+    which part of its key changed since the newest run of that step."""
+    from keel.track.run import start_run
+
+    if workspace is None:
+        from keel.workspace import connect
+
+        workspace = connect()
+    ws = workspace
+    values = pipe.resolve_params(params)
+    started = time.perf_counter()
+    outputs: dict[str, tuple[str, str]] = {}  # step -> (format, digest)
+    loaded: dict[str, Any] = {}
+    results: list[StepResult] = []
+    if explain:
+        return _explain(pipe, values, ws)
+    parent = start_run(
+        f"pipeline {pipe.name}",
+        params={k: v for k, v in values.items() if _scalar(v)},
+        tags={"keel.pipeline": pipe.name},
+        workspace=ws,
+    )
+    failed: StepResult | None = None
+    try:
+        for s in pipe.order:
+            if failed is not None:
+                results.append(StepResult(s.name, "skipped"))
+                continue
+            result = _run_step(ws, pipe, s, values, outputs, loaded, parent.id)
+            results.append(result)
+            if result.status == "failed":
+                failed = result
+            else:
+                assert result.format is not None and result.output is not None
+                outputs[s.name] = (result.format, result.output)
+    except BaseException as exc:  # Ctrl-C, or keel itself failing: the run says so
+        parent.end("killed" if isinstance(exc, KeyboardInterrupt) else "failed", repr(exc))
+        raise
+    done = PipelineRun(
+        pipeline=pipe.name,
+        run=parent.id,
+        status="failed" if failed else "finished",
+        params=values,
+        steps=results,
+        seconds=time.perf_counter() - started,
+        error=f"step {failed.name} failed: {failed.error}" if failed else None,
+        _ws=ws,
+    )
+    parent.set_tags(
+        {
+            "keel.steps": ",".join(f"{r.name}={r.status}" for r in results)[:5000],
+        }
+    )
+    parent.end(done.status, done.error)
+    return done
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def _key(pipe: Pipeline, s: Step, values: Mapping[str, Any], outputs: Mapping[str, Any]) -> StepKey:
+    inputs = {name: outputs[name][1] for name in pipe.inputs(s)}
+    return step_key(s.fn, s.name, _step_params(s, pipe, values), inputs)
+
+
+def _run_step(
+    ws: Workspace,
+    pipe: Pipeline,
+    s: Step,
+    values: Mapping[str, Any],
+    outputs: dict[str, tuple[str, str]],
+    loaded: dict[str, Any],
+    parent: str,
+) -> StepResult:
+    from keel.track.run import start_run
+
+    began = time.perf_counter()
+    key = _key(pipe, s, values, outputs)
+    result = StepResult(s.name, "finished", key=key.digest, key_parts=key.parts)
+    result.not_cacheable = key.reason if key.digest is None else None
+    if not s.cache:
+        result.not_cacheable = "cache=False"
+    if key.digest is not None and s.cache:
+        hit = _lookup(ws, key.digest)
+        if hit is not None:
+            result.run, result.format, result.output = hit
+            result.status, result.cached = "cached", True
+            result.seconds = time.perf_counter() - began
+            return result
+    arguments = {}
+    for name in pipe.inputs(s):
+        if name not in loaded:
+            fmt, oid = outputs[name]
+            loaded[name] = decode(fmt, ws.objects.get(oid))
+        arguments[name] = loaded[name]
+    own = _step_params(s, pipe, values)
+    tags = {"keel.parent": parent, "keel.pipeline": pipe.name, "keel.step": s.name}
+    if key.digest is not None:
+        tags["keel.step_key"] = key.digest
+    # The key's parts, for --explain to say later what changed: an object, named by a tag.
+    with ws.writing_objects():
+        tags["keel.step_parts"] = ws.objects.put(
+            json.dumps(key.parts, sort_keys=True, default=str).encode()
+        )
+        ws.objects.commit()
+    run = start_run(
+        f"{pipe.name}.{s.name}",
+        params={k: v for k, v in own.items() if _scalar(v)},
+        tags=tags,
+        workspace=ws,
+        capture_code=False,  # the pipeline's run holds the code
+    )
+    result.run = run.id
+    try:
+        value = s.fn(**arguments, **own)
+    except Exception:  # noqa: BLE001 - the step's own code: recorded; the pipeline stops here
+        text = traceback.format_exc()
+        result.status, result.error = "failed", text.strip().splitlines()[-1]
+        run.end("failed", text)  # the run's error holds the whole traceback
+        result.seconds = time.perf_counter() - began
+        return result
+    except BaseException:
+        run.end("killed", "interrupted")
+        raise
+    fmt, data = encode(value)
+    with ws.writing_objects():
+        oid = ws.objects.put(data)
+        ws.objects.commit()
+        if key.digest is not None and s.cache:
+            _remember(ws, key.digest, fmt, oid, f"{run.id} {pipe.name}.{s.name}")
+    run.set_tags({"keel.output": oid, "keel.output_format": fmt})
+    run.end("finished")
+    loaded[s.name] = value
+    result.format, result.output = fmt, oid
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def _explain(pipe: Pipeline, values: Mapping[str, Any], ws: Workspace) -> PipelineRun:
+    """What a run would do, without running: cached steps, and why the others are not."""
+    results: list[StepResult] = []
+    outputs: dict[str, tuple[str, str]] = {}
+    unknown: set[str] = set()  # steps whose output is not known without running them
+    for s in pipe.order:
+        upstream = [n for n in pipe.inputs(s) if n in unknown]
+        if upstream:
+            results.append(
+                StepResult(s.name, "would run", error=f"its input {upstream[0]} would run")
+            )
+            unknown.add(s.name)
+            continue
+        key = _key(pipe, s, values, outputs)
+        hit = _lookup(ws, key.digest) if key.digest is not None and s.cache else None
+        if hit is not None:
+            results.append(
+                StepResult(s.name, "cached", run=hit[0], cached=True, output=hit[2], format=hit[1], key=key.digest)
+            )
+            outputs[s.name] = (hit[1], hit[2])
+            continue
+        why = key.reason or ("cache=False" if not s.cache else _changed(ws, pipe, s, key))
+        results.append(StepResult(s.name, "would run", key=key.digest, error=why))
+        unknown.add(s.name)
+    return PipelineRun(pipe.name, "", "explained", dict(values), results, _ws=ws)
+
+
+def _changed(ws: Workspace, pipe: Pipeline, s: Step, key: StepKey) -> str:
+    """Which parts of ``key`` differ from the newest earlier run of this step."""
+    from sqlalchemy import and_, select
+
+    from keel.store.db import run_tags, runs
+
+    with ws.db.read() as conn:
+        row = conn.execute(
+            select(run_tags.c.value)
+            .join(runs, runs.c.pk == run_tags.c.run_pk)
+            .where(
+                and_(
+                    runs.c.name == f"{pipe.name}.{s.name}",
+                    run_tags.c.key == "keel.step_parts",
+                    runs.c.status == "finished",
+                )
+            )
+            .order_by(runs.c.created_at.desc())
+            .limit(1)
+        ).first()
+    if row is None or not ws.objects.has(row.value):
+        return "never run"
+    changed = key.differences(json.loads(ws.objects.get(row.value)))
+    return "changed: " + "; ".join(changed) if changed else "its output was collected"
