@@ -63,6 +63,11 @@ COMMANDS = {
         "Shadow, canary or A/B a challenger; status, promote, stop, watch.",
     ),
     "logs": ("keel.cli.serve:logs_cmd", "Logged predictions (and outcomes) of a served model."),
+    "run": (
+        "keel.cli.pipeline:run_cmd",
+        "Run a pipeline (FILE:NAME); unchanged steps are reused from the step cache.",
+    ),
+    "pipelines": ("keel.cli.pipeline:pipelines", "Pipelines that ran here: list, show, runs."),
     "quickstart": (
         "keel.cli.quickstart:quickstart",
         "Walk through the lifecycle in this folder, narrated.",

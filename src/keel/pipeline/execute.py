@@ -203,11 +203,9 @@ def run_pipeline(
         error=f"step {failed.name} failed: {failed.error}" if failed else None,
         _ws=ws,
     )
-    parent.set_tags(
-        {
-            "keel.steps": ",".join(f"{r.name}={r.status}" for r in results)[:5000],
-        }
-    )
+    # name=status:run for each step (a cached step names the run that made its output)
+    steps = ",".join(f"{r.name}={r.status}:{r.run or ''}" for r in results)
+    parent.set_tags({"keel.steps": steps[:2000]})
     parent.end(done.status, done.error)
     return done
 
