@@ -230,3 +230,59 @@ def test_bad_pipelines_are_one_clear_error() -> None:
         pipeline("needs", [needs]).resolve_params({})
     with pytest.raises(InvalidInput, match="expected local"):
         p.run(executor="spark")
+
+
+TRAIN = '''
+import pandas as pd
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from keel.pipeline import pipeline, step
+
+
+@step
+def load():
+    return load_breast_cancer(as_frame=True).frame
+
+
+@step
+def split(load, seed: int = 7):
+    test = load.sample(frac=0.25, random_state=seed)
+    return load.drop(test.index), test
+
+
+@step
+def train(split, c: float = 1.0):
+    fit, _ = split
+    return LogisticRegression(C=c, max_iter=5000).fit(fit.drop(columns="target"), fit["target"])
+
+
+@step
+def evaluate(train, split):
+    _, test = split
+    return {"accuracy": float(train.score(test.drop(columns="target"), test["target"]))}
+
+
+retrain = pipeline("cancer-retrain", [load, split, train, evaluate], register="cancer", target="target")
+'''
+
+
+def test_register_logs_the_model_with_the_evaluation_metrics(ws: Workspace, flows: Any) -> None:
+    import keel
+    from keel.track.records import get_run
+
+    first = flows(TRAIN).retrain.run(workspace=ws)
+    assert first.status == "finished" and first.model == "cancer/v1"
+    mv = keel.registry.versions.resolve_model(ws, "cancer/v1")
+    assert mv.run_id == first.run  # registered from the pipeline's run
+    assert [c["name"] for c in mv.signature["inputs"]["columns"]][:2] == ["mean radius", "mean texture"]
+    assert "target" not in [c["name"] for c in mv.signature["inputs"]["columns"]]
+    record = get_run(ws, first.run)
+    assert record.metrics["accuracy"]["last"] > 0.9
+    again = flows(TRAIN).retrain.run(workspace=ws)  # the same model bytes: no new version
+    assert again.model == "cancer/v1" and set(_statuses(again).values()) == {"cached"}
+    stronger = flows(TRAIN).retrain.run(params={"c": 0.1}, workspace=ws)
+    assert stronger.model == "cancer/v2"
+    none = pipeline("nomodel", [step(lambda: 1, name="one")], register="x").run(workspace=ws)
+    assert none.status == "failed" and none.error == (
+        "register=x: no step returned a model (an object with a predict method)"
+    )

@@ -79,6 +79,7 @@ class PipelineRun:
     steps: list[StepResult]
     seconds: float = 0.0
     error: str | None = None
+    model: str | None = None  # the model version registered (register=), e.g. churn/v5
     _ws: Any = field(default=None, repr=False)
 
     def output(self, name: str) -> Any:
@@ -96,6 +97,7 @@ class PipelineRun:
             "params": self.params,
             "seconds": round(self.seconds, 6),
             "error": self.error,
+            "model": self.model,
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -203,11 +205,118 @@ def run_pipeline(
         error=f"step {failed.name} failed: {failed.error}" if failed else None,
         _ws=ws,
     )
+    if failed is None and pipe.register:
+        try:
+            done.model = _register(ws, pipe, parent, results, outputs, loaded)
+        except KeelError as exc:
+            done.status, done.error = "failed", f"register={pipe.register}: {exc}"
     # name=status:run for each step (a cached step names the run that made its output)
     steps = ",".join(f"{r.name}={r.status}:{r.run or ''}" for r in results)
     parent.set_tags({"keel.steps": steps[:2000]})
     parent.end(done.status, done.error)
+    done.seconds = time.perf_counter() - started
     return done
+
+
+def _value(ws: Workspace, name: str, outputs: Mapping[str, Any], loaded: dict[str, Any]) -> Any:
+    if name not in loaded:
+        fmt, oid = outputs[name]
+        loaded[name] = decode(fmt, ws.objects.get(oid))
+    return loaded[name]
+
+
+def _frame_in(value: Any) -> Any:
+    """The first DataFrame in ``value`` (itself, or an item of a tuple, list or dict)."""
+    import sys
+
+    pd = sys.modules.get("pandas")
+    if pd is None:
+        return None
+    items = value.values() if isinstance(value, dict) else value
+    for item in [value] + (list(items) if isinstance(value, tuple | list | dict) else []):
+        if isinstance(item, pd.DataFrame):
+            return item
+    return None
+
+
+def _register(
+    ws: Workspace,
+    pipe: Pipeline,
+    parent: Any,
+    results: list[StepResult],
+    outputs: Mapping[str, Any],
+    loaded: dict[str, Any],
+) -> str:
+    """Register the last model a step returned as a version of ``pipe.register`` (from the
+    pipeline's run, with the newest metrics a step returned); a model output registered
+    before names its version again instead."""
+    from sqlalchemy import and_, select
+
+    from keel.errors import InvalidInput
+    from keel.store.db import object_refs
+
+    assert pipe.register is not None
+    register = pipe.register
+    model_step = next(
+        (
+            r
+            for r in reversed(results)
+            if r.format == "pickle" and callable(getattr(_value(ws, r.name, outputs, loaded), "predict", None))
+        ),
+        None,
+    )
+    if model_step is None or model_step.output is None:
+        raise InvalidInput("no step returned a model (an object with a predict method)")
+    metrics = next(
+        (
+            v
+            for r in reversed(results)
+            if r.format == "json"
+            and isinstance(v := _value(ws, r.name, outputs, loaded), dict)
+            and v
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v.values())
+        ),
+        None,
+    )
+    if metrics:
+        parent.log_metrics({k: float(x) for k, x in metrics.items()})
+    with ws.db.read() as conn:
+        known = conn.execute(
+            select(object_refs.c.label).where(
+                and_(
+                    object_refs.c.owner_kind == "pipeline_model",
+                    object_refs.c.owner_id == model_step.output,
+                    object_refs.c.role == register[:32],
+                )
+            )
+        ).scalar()
+    if known is not None:
+        return str(known)  # the same model bytes: its version already exists
+    step = next(s for s in pipe.steps if s.name == model_step.name)
+    example = None
+    for name in pipe.inputs(step):
+        frame = _frame_in(_value(ws, name, outputs, loaded))
+        if frame is not None:
+            drop = [c for c in (pipe.target,) if c is not None and c in frame.columns]
+            example = frame.drop(columns=drop).head(5)
+            break
+    model = _value(ws, model_step.name, outputs, loaded)
+    mv = parent.log_model(
+        model, register, input_example=example, message=f"pipeline {pipe.name}, run {parent.id[:8]}"
+    )
+    ws.db.write(
+        lambda conn: conn.execute(
+            object_refs.insert().values(
+                owner_kind="pipeline_model",
+                owner_id=model_step.output,
+                role=register[:32],
+                oid=model_step.output,
+                shape="blob",
+                label=mv.ref,
+            )
+        )
+    )
+    return str(mv.ref)
 
 
 def _scalar(value: Any) -> bool:
