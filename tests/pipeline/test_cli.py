@@ -89,3 +89,47 @@ def test_bad_input_is_one_line_exit_2_and_records_nothing(
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert _runs(ws) == before
+
+
+def test_kill_9_during_a_step_leaves_crashed_runs_and_a_rerun_reuses_what_finished(
+    ws: Workspace, home: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from keel.track.records import mark_crashed
+    from tests.conftest import KEEL
+
+    slow = FLOWS.replace(
+        '    CALLS.append("train")',
+        '    CALLS.append("train")\n    import pathlib, time\n'
+        '    pathlib.Path("training").write_text("now")\n    time.sleep(60)',
+    )
+    (home / "flows.py").write_text(slow)
+    env = {**os.environ, "KEEL_HEARTBEAT_SECONDS": "0.2"}
+    proc = subprocess.Popen(
+        [KEEL, "run", "flows.py:flow"], cwd=home, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (home / "training").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    time.sleep(1.0)  # three missed beats of 0.2 s
+    ws.db.write(lambda conn: mark_crashed(conn))
+    with ws.db.read() as conn:
+        states = dict(conn.execute(select(runs.c.name, runs.c.status)).all())
+    assert states["pipeline demo"] == "crashed" and states["demo.train"] == "crashed"
+    assert states["demo.load"] == states["demo.features"] == "finished"
+    verify = run_keel("verify", cwd=home)
+    assert verify.returncode == 0, verify.stdout + verify.stderr  # nothing half written
+    (home / "flows.py").write_text(FLOWS)
+    again = json.loads(run_keel("run", "flows.py:flow", "--json", cwd=home).stdout)
+    assert [s["status"] for s in again["steps"]] == ["cached", "cached", "finished", "finished"]
