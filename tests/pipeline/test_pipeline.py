@@ -286,3 +286,20 @@ def test_register_logs_the_model_with_the_evaluation_metrics(ws: Workspace, flow
     assert none.status == "failed" and none.error == (
         "register=x: no step returned a model (an object with a predict method)"
     )
+
+
+def test_lineage_of_a_registered_model_shows_the_pipeline_run_and_its_step_runs(
+    ws: Workspace, flows: Any
+) -> None:
+    from keel.registry.lineage import lineage
+
+    result = flows(TRAIN).retrain.run(workspace=ws)
+    graph = lineage(ws, result.model)
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    edges = {(e["from"], e["relation"], e["to"]) for e in graph["edges"]}
+    pipeline_run = f"run:{result.run[:8]}"
+    assert (pipeline_run, "produced", "model:cancer/v1") in edges
+    steps = {s.name: f"run:{s.run[:8]}" for s in result.steps}
+    assert {(pipeline_run, "ran step", steps[n]) for n in steps} <= edges
+    assert (steps["train"], "trained", "model:cancer/v1") in edges
+    assert nodes[steps["evaluate"]]["name"] == "cancer-retrain.evaluate"

@@ -125,11 +125,73 @@ def lineage(ws: Workspace, ref: str) -> dict[str, Any]:
         )
     )
     if mv.run_id is not None:
-        edge(run_upstream(mv.run_id), root, "produced")
+        rid = run_upstream(mv.run_id)
+        edge(rid, root, "produced")
+        for step in _pipeline_steps(ws, mv.run_id, mv.ref):
+            sid = add(
+                _node(
+                    "run",
+                    step["run"][:8],
+                    id_full=step["run"],
+                    name=step["name"],
+                    status=step["status"],
+                    step=step["step"],
+                )
+            )
+            edge(rid, sid, "ran step" if step["here"] else "reused step")
+            if step["made_model"]:
+                edge(sid, root, "trained")
     for judged in _judgements(ws, mv):
         jid = add(_node(judged["kind"], judged["id"][:8], **judged["summary"]))
         edge(root, jid, "judged by")
     return {"root": root, "nodes": list(nodes.values()), "edges": edges}
+
+
+def _pipeline_steps(ws: Workspace, run_id: str, model_ref: str) -> list[dict[str, Any]]:
+    """The steps of a pipeline run (keel.pipeline): each step's run (the one that made its
+    output, an earlier one when the step was reused), and which of them made the model."""
+    from keel.store.db import object_refs, run_tags
+
+    with ws.db.read() as conn:
+        listed = conn.execute(
+            select(run_tags.c.value)
+            .join(runs, runs.c.pk == run_tags.c.run_pk)
+            .where(and_(runs.c.id == run_id, run_tags.c.key == "keel.steps"))
+        ).scalar()
+        if not listed:
+            return []
+        model_oid = conn.execute(
+            select(object_refs.c.owner_id).where(
+                and_(object_refs.c.owner_kind == "pipeline_model", object_refs.c.label == model_ref)
+            )
+        ).scalar()
+        steps = []
+        for item in listed.split(","):
+            step, _, rest = item.partition("=")
+            status, _, step_run = rest.partition(":")
+            if not step_run:
+                continue
+            row = conn.execute(
+                select(runs.c.pk, runs.c.name, runs.c.status).where(runs.c.id == step_run)
+            ).first()
+            if row is None:
+                continue
+            output = conn.execute(
+                select(run_tags.c.value).where(
+                    and_(run_tags.c.run_pk == row.pk, run_tags.c.key == "keel.output")
+                )
+            ).scalar()
+            steps.append(
+                {
+                    "step": step,
+                    "run": step_run,
+                    "name": row.name,
+                    "status": row.status,
+                    "here": status != "cached",
+                    "made_model": model_oid is not None and output == model_oid,
+                }
+            )
+    return steps
 
 
 def _judgements(ws: Workspace, mv: Any) -> list[dict[str, Any]]:
