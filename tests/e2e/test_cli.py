@@ -148,6 +148,9 @@ def test_quickstart_runs_the_narrated_lifecycle(tmp_path):
         "canary stopped",
         "DRIFT: 2 of 3 features drifted (monthly_charges, plan); prediction drifted:",
         "not flagged: tenure",
+        "train finished, evaluate finished",
+        "again, nothing changed: 4 of 4 steps reused",
+        "would rerun train: changed: params: lr",
     ):
         assert phrase in result.stdout, phrase
     assert "PROMOTE" in result.stdout or "REJECT" in result.stdout
