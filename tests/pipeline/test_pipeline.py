@@ -303,3 +303,17 @@ def test_lineage_of_a_registered_model_shows_the_pipeline_run_and_its_step_runs(
     assert {(pipeline_run, "ran step", steps[n]) for n in steps} <= edges
     assert (steps["train"], "trained", "model:cancer/v1") in edges
     assert nodes[steps["evaluate"]]["name"] == "cancer-retrain.evaluate"
+
+
+def test_an_output_that_cannot_be_stored_fails_its_step_in_one_line(ws: Workspace) -> None:
+    import threading
+
+    @step
+    def lock():
+        return threading.Lock()
+
+    result = pipeline("unstorable", [lock]).run(workspace=ws)
+    assert result.status == "failed"
+    assert result.error is not None and result.error.startswith(
+        "step lock failed: its output (lock) cannot be stored: TypeError:"
+    )

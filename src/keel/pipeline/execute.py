@@ -387,7 +387,14 @@ def _run_step(
     except BaseException:
         run.end("killed", "interrupted")
         raise
-    fmt, data = encode(value)
+    try:
+        fmt, data = encode(value)
+    except Exception as exc:  # noqa: BLE001 - an output pickle cannot hold (a lambda, a lock)
+        result.status = "failed"
+        result.error = f"its output ({type(value).__name__}) cannot be stored: {type(exc).__name__}: {exc}"
+        run.end("failed", result.error)
+        result.seconds = time.perf_counter() - began
+        return result
     with ws.writing_objects():
         oid = ws.objects.put(data)
         ws.objects.commit()
