@@ -300,7 +300,7 @@ def test_lineage_of_a_registered_model_shows_the_pipeline_run_and_its_step_runs(
     pipeline_run = f"run:{result.run[:8]}"
     assert (pipeline_run, "produced", "model:cancer/v1") in edges
     steps = {s.name: f"run:{s.run[:8]}" for s in result.steps}
-    assert {(pipeline_run, "ran step", steps[n]) for n in steps} <= edges
+    assert {(steps[n], "step", pipeline_run) for n in steps} <= edges
     assert (steps["train"], "trained", "model:cancer/v1") in edges
     assert nodes[steps["evaluate"]]["name"] == "cancer-retrain.evaluate"
 

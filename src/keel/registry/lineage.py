@@ -138,7 +138,7 @@ def lineage(ws: Workspace, ref: str) -> dict[str, Any]:
                     step=step["step"],
                 )
             )
-            edge(rid, sid, "ran step" if step["here"] else "reused step")
+            edge(sid, rid, "step" if step["here"] else "reused step")
             if step["made_model"]:
                 edge(sid, root, "trained")
     for judged in _judgements(ws, mv):
