@@ -119,28 +119,32 @@ def _lookup(ws: Workspace, key: str) -> tuple[str, str, str] | None:
     return row.label.split(" ", 1)[0], row.role.split(":", 1)[1], row.oid
 
 
-def _remember(ws: Workspace, key: str, fmt: str, oid: str, label: str) -> None:
-    """Record the cache entry (replacing one whose object was collected)."""
-    from keel.store.db import object_refs
+def _finish(
+    conn: Any, run_pk: int, tags: dict[str, str], entry: tuple[str, str, str, str] | None
+) -> None:
+    """A finished step's tags, and its cache entry (replacing one whose object was
+    collected), in the caller's transaction."""
+    from keel.store.db import object_refs, run_tags
 
-    def txn(conn: Any) -> None:
-        conn.execute(
-            object_refs.delete().where(
-                (object_refs.c.owner_kind == CACHE) & (object_refs.c.owner_id == key)
-            )
+    conn.execute(run_tags.insert(), [{"run_pk": run_pk, "key": k, "value": v} for k, v in tags.items()])
+    if entry is None:
+        return
+    key, fmt, oid, label = entry
+    conn.execute(
+        object_refs.delete().where(
+            (object_refs.c.owner_kind == CACHE) & (object_refs.c.owner_id == key)
         )
-        conn.execute(
-            object_refs.insert().values(
-                owner_kind=CACHE,
-                owner_id=key,
-                role=f"output:{fmt}",
-                oid=oid,
-                shape="blob",
-                label=label[:300],
-            )
+    )
+    conn.execute(
+        object_refs.insert().values(
+            owner_kind=CACHE,
+            owner_id=key,
+            role=f"output:{fmt}",
+            oid=oid,
+            shape="blob",
+            label=label[:300],
         )
-
-    ws.db.write(txn)
+    )
 
 
 def _step_params(s: Step, pipe: Pipeline, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -362,18 +366,13 @@ def _run_step(
     tags = {"keel.parent": parent, "keel.pipeline": pipe.name, "keel.step": s.name}
     if key.digest is not None:
         tags["keel.step_key"] = key.digest
-    # The key's parts, for --explain to say later what changed: an object, named by a tag.
-    with ws.writing_objects():
-        tags["keel.step_parts"] = ws.objects.put(
-            json.dumps(key.parts, sort_keys=True, default=str).encode()
-        )
-        ws.objects.commit()
     run = start_run(
         f"{pipe.name}.{s.name}",
         params={k: v for k, v in own.items() if _scalar(v)},
         tags=tags,
         workspace=ws,
         capture_code=False,  # the pipeline's run holds the code
+        capture_environment=False,  # and the environment
     )
     result.run = run.id
     try:
@@ -395,12 +394,17 @@ def _run_step(
         run.end("failed", result.error)
         result.seconds = time.perf_counter() - began
         return result
+    # The output and the key's parts (for --explain to say later what changed), made
+    # durable together; then the run's tags and the cache entry in one transaction.
     with ws.writing_objects():
         oid = ws.objects.put(data)
+        parts = ws.objects.put(json.dumps(key.parts, sort_keys=True, default=str).encode())
         ws.objects.commit()
+        entry = None
         if key.digest is not None and s.cache:
-            _remember(ws, key.digest, fmt, oid, f"{run.id} {pipe.name}.{s.name}")
-    run.set_tags({"keel.output": oid, "keel.output_format": fmt})
+            entry = (key.digest, fmt, oid, f"{run.id} {pipe.name}.{s.name}")
+        ended = {"keel.output": oid, "keel.output_format": fmt, "keel.step_parts": parts}
+        ws.db.write(lambda conn: _finish(conn, run.pk, ended, entry))
     run.end("finished")
     loaded[s.name] = value
     result.format, result.output = fmt, oid

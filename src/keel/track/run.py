@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import InvalidInput, KeelError, NotFound
+from keel.errors import InvalidInput, NotFound
 from keel.track.keys import _GOOD as _KNOWN_KEYS
 from keel.track.keys import check_key
 
@@ -379,8 +379,13 @@ def start_run(
     seeds: Mapping[str, int] | None = None,
     workspace: Workspace | None = None,
     capture_code: bool = True,
+    capture_environment: bool = True,
 ) -> Run:
     """Start recording a run: code, environment, and whatever you log.
+
+    The run, its params and its tags are written in one transaction; bad params or
+    tags are refused before anything is recorded. ``capture_environment=False`` is
+    for a run whose environment another run holds (a pipeline's step runs).
 
     ``KEEL_FLUSH_SECONDS`` (default 1) bounds what a kill -9 can lose;
     ``KEEL_HEARTBEAT_SECONDS`` (default 10) sets how fast a dead run is
@@ -409,6 +414,8 @@ def start_run(
         check_key(key, "seed name")
         if not isinstance(value, int):
             raise InvalidInput(f"seed {key!r} must be an integer, not {value!r}")
+    encoded = {check_key(k, "param key"): _encode_param(v) for k, v in (params or {}).items()}
+    labels = {check_key(k, "tag key"): str(v) for k, v in (tags or {}).items()}
     ws = workspace
     store = ws.objects
     with ws.writing_objects():
@@ -440,7 +447,22 @@ def start_run(
         }
 
         def txn(conn: Any) -> int:
+            from keel.store.db import run_params, run_tags
+
             pk = conn.execute(insert(runs).values(**values)).inserted_primary_key[0]
+            if encoded:
+                conn.execute(
+                    run_params.insert(),
+                    [
+                        {"run_pk": pk, "key": k, "value": text, "value_num": num}
+                        for k, (text, num) in encoded.items()
+                    ],
+                )
+            if labels:
+                conn.execute(
+                    run_tags.insert(),
+                    [{"run_pk": pk, "key": k, "value": v} for k, v in labels.items()],
+                )
             refs = []
             if values["patch_oid"]:
                 refs.append(("patch", values["patch_oid"], "blob"))
@@ -467,18 +489,12 @@ def start_run(
     run = Run(
         ws, pk, run_id, name, MetricWriter(ws.db, pk, flush_interval=flush, heartbeat_interval=beat)
     )
-    run._environment = threading.Thread(
-        target=_record_environment, args=(ws, pk, run_id, code), name="keel-env", daemon=True
-    )
-    run._environment.start()
-    try:
-        if params:
-            run.log_params(params)
-        if tags:
-            run.set_tags(tags)
-    except KeelError:
-        run.end("failed", error="bad params or tags at start")
-        raise
+    run._params.update({k: text for k, (text, _) in encoded.items()})
+    if capture_environment:
+        run._environment = threading.Thread(
+            target=_record_environment, args=(ws, pk, run_id, code), name="keel-env", daemon=True
+        )
+        run._environment.start()
     with _ACTIVE_LOCK:
         _ACTIVE.append(run)
     _install_hooks()
