@@ -1,0 +1,172 @@
+"""Pipelines: keel's step runs and step cache beside Prefect 3 (its own venv), one run.
+
+A 10-step chain of trivial steps (each adds one to its input), defined once for
+each tool:
+
+- **in process**: keel's executed step (a run record and its output object, durable)
+  and cached step (a lookup), from the steps' own timings over several pipeline runs;
+  Prefect's task inside a running flow (flow time over 10 tasks, with the task cache
+  off and on), measured in one warm Prefect process;
+- **cold**: the whole command, process start to exit, for a fully cached pipeline:
+  `keel run chain.py:flow` against `python prefect_chain.py` (Prefect's ephemeral API
+  server starts in each process), alternated A B A B so each ratio pairs two runs.
+
+    .venv/bin/python bench/pipeline.py [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    base_env,
+    bench_lock,
+    ensure_venv,
+    log,
+    markdown_table,
+    timed_run,
+)
+
+PREFECT = ["prefect==3.9.1"]
+STEPS = 10
+
+KEEL_CHAIN = (
+    "from keel.pipeline import pipeline, step\n\n"
+    "@step\ndef s0(n: int = 1):\n    return n\n\n"
+    + "".join(f"@step\ndef s{i}(s{i - 1}):\n    return s{i - 1} + 1\n\n" for i in range(1, STEPS))
+    + "flow = pipeline('chain', ["
+    + ", ".join(f"s{i}" for i in range(STEPS))
+    + "])\n"
+)
+
+PREFECT_CHAIN = (
+    "import sys, time\n"
+    "from prefect import flow, task\n"
+    "from prefect.cache_policies import INPUTS, NO_CACHE\n\n"
+    "POLICY = NO_CACHE if len(sys.argv) > 1 and sys.argv[1] == 'nocache' else INPUTS\n\n"
+    "@task(cache_policy=POLICY, persist_result=POLICY is INPUTS)\n"
+    "def add(x):\n    return x + 1\n\n"
+    f"@flow\ndef chain(n: int = 1):\n    x = n\n    for _ in range({STEPS - 1}):\n"
+    "        x = add(x)\n    return x\n\n"
+    "if __name__ == '__main__':\n    chain()\n"
+)
+
+KEEL_WORKER = r"""
+import json, statistics, sys, time
+import keel
+sys.path.insert(0, sys.argv[1])
+import chain
+ws = keel.connect(sys.argv[2])
+executed, cached, whole_cached = [], [], []
+for n in range(2, 2 + int(sys.argv[3])):
+    run = chain.flow.run({"n": n}, workspace=ws)  # new n: every step executes
+    executed += [s.seconds for s in run.steps]
+    t = time.perf_counter()
+    again = chain.flow.run({"n": n}, workspace=ws)  # the same: every step reused
+    whole_cached.append(time.perf_counter() - t)
+    assert all(s.cached for s in again.steps)
+    cached += [s.seconds for s in again.steps]
+print(json.dumps({"executed": statistics.median(executed), "cached": statistics.median(cached),
+                  "flow_cached": statistics.median(whole_cached)}))
+"""
+
+PREFECT_WORKER = r"""
+import json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+import importlib
+rounds = int(sys.argv[2])
+out = {}
+for mode in ("nocache", "cache"):
+    sys.argv = ["prefect_chain.py", mode]
+    mod = importlib.reload(importlib.import_module("prefect_chain")) if "prefect_chain" in sys.modules else importlib.import_module("prefect_chain")
+    empty_flow = mod.flow(lambda: None, name="empty")
+    empty_flow()  # start-up: the ephemeral server
+    base = []
+    for _ in range(rounds):
+        t = time.perf_counter(); empty_flow(); base.append(time.perf_counter() - t)
+    calls = []
+    for n in range(2, 2 + rounds):
+        mod.chain(n)  # first call of these inputs (cached mode: computes)
+        t = time.perf_counter(); mod.chain(n); calls.append(time.perf_counter() - t)
+    out[mode] = {"flow": statistics.median(calls), "empty_flow": statistics.median(base),
+                 "per_task": (statistics.median(calls) - statistics.median(base)) / TASKS}
+print(json.dumps(out))
+""".replace("TASKS", str(STEPS - 1))
+
+
+def _last_json(text: str) -> dict:
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"no result in:\n{text[-2000:]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5, help="Cold runs of each tool, alternated.")
+    ap.add_argument("--runs", type=int, default=5, help="Warm pipeline runs in process.")
+    args = ap.parse_args()
+    prefect_py = ensure_venv("prefect", PREFECT)
+    keel_bin = str(Path(sys.executable).with_name("keel"))
+    with tempfile.TemporaryDirectory(prefix="keel-bench-pipeline-") as tmp:
+        root = Path(tmp)
+        (root / "chain.py").write_text(KEEL_CHAIN)
+        (root / "prefect_chain.py").write_text(PREFECT_CHAIN)
+        env = base_env()
+        env["PREFECT_HOME"] = str(root / "prefect-home")
+        env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+        env["DO_NOT_TRACK"] = "1"
+        timed_run([keel_bin, "init"], cwd=root, env=env)
+        with bench_lock():
+            log("[warm] keel in process ...")
+            _, p = timed_run(
+                [sys.executable, "-c", KEEL_WORKER, str(root), str(root), str(args.runs)],
+                cwd=root, env=env,
+            )  # fmt: skip
+            warm_keel = _last_json(p.stdout)
+            log("[warm] prefect in process ...")
+            _, p = timed_run(
+                [str(prefect_py), "-c", PREFECT_WORKER, str(root), str(args.runs)],
+                cwd=root, env=env,
+            )  # fmt: skip
+            warm_prefect = _last_json(p.stdout)
+            timed_run([keel_bin, "run", "chain.py:flow"], cwd=root, env=env)  # fills the cache
+            timed_run([str(prefect_py), "prefect_chain.py"], cwd=root, env=env)
+            cold_keel, cold_prefect = [], []
+            for i in range(args.rounds):
+                log(f"[cold {i + 1}/{args.rounds}] keel run, python prefect_chain.py ...")
+                t, p = timed_run([keel_bin, "run", "chain.py:flow", "--json"], cwd=root, env=env)
+                assert all(s["cached"] for s in json.loads(p.stdout)["steps"])
+                cold_keel.append(t)
+                cold_prefect.append(
+                    timed_run([str(prefect_py), "prefect_chain.py"], cwd=root, env=env)[0]
+                )
+    ratios = [b / a for a, b in zip(cold_keel, cold_prefect, strict=True)]
+    med = statistics.median
+    rows = [
+        ["executed step, in process", f"{warm_keel['executed'] * 1000:.2f} ms",
+         f"{warm_prefect['nocache']['per_task'] * 1000:.2f} ms (task, cache off)", "≤ 3 ms"],
+        ["cached step, in process", f"{warm_keel['cached'] * 1000:.2f} ms",
+         f"{warm_prefect['cache']['per_task'] * 1000:.2f} ms (task, cache hit)", "≤ 1 ms"],
+        ["fully cached 10-step pipeline, in process", f"{warm_keel['flow_cached'] * 1000:.1f} ms",
+         f"{warm_prefect['cache']['flow'] * 1000:.1f} ms (flow call)", ""],
+        ["cold command, fully cached 10 steps (median)", f"{med(cold_keel):.2f} s",
+         f"{med(cold_prefect):.2f} s", "≤ 1 s, ≥ 10× Prefect"],
+        ["cold ratio, paired runs", "", f"{med(ratios):.1f}× ({min(ratios):.1f}–{max(ratios):.1f}×)", ""],
+    ]  # fmt: skip
+    print(f"\n### pipeline benchmark, {time.strftime('%Y-%m-%d %H:%M')}; {STEPS}-step chain, "
+          f"{args.runs} warm runs, {args.rounds} paired cold rounds; Prefect 3.9.1\n")  # fmt: skip
+    print(markdown_table(["measure", "keel", "Prefect", "target"], rows))
+    print(f"\nkeel cold runs: {', '.join(f'{t:.2f}' for t in cold_keel)} s; "
+          f"Prefect: {', '.join(f'{t:.2f}' for t in cold_prefect)} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
