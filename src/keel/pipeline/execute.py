@@ -404,8 +404,7 @@ def _run_step(
         if key.digest is not None and s.cache:
             entry = (key.digest, fmt, oid, f"{run.id} {pipe.name}.{s.name}")
         ended = {"keel.output": oid, "keel.output_format": fmt, "keel.step_parts": parts}
-        ws.db.write(lambda conn: _finish(conn, run.pk, ended, entry))
-    run.end("finished")
+        run.end("finished", also=lambda conn: _finish(conn, run.pk, ended, entry))
     loaded[s.name] = value
     result.format, result.output = fmt, oid
     result.seconds = time.perf_counter() - began

@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -322,8 +322,17 @@ class Run:
         self.workspace.db.write(txn)
 
     # -- the end -------------------------------------------------------------
-    def end(self, status: str = "finished", error: str | None = None) -> None:
-        """Flush everything and record how the run ended: finished, failed or killed."""
+    def end(
+        self,
+        status: str = "finished",
+        error: str | None = None,
+        *,
+        also: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Flush everything and record how the run ended: finished, failed or killed.
+
+        ``also(conn)`` writes more in the same transaction (what the run made, recorded
+        with its end)."""
         from sqlalchemy import update
 
         from keel.store.db import runs
@@ -346,13 +355,16 @@ class Run:
         except BaseException as exc:  # noqa: BLE001 - recorded below, then raised
             flush_error = exc
             status, error = "failed", f"{error or ''}metrics could not be written: {exc}"
-        self.workspace.db.write(
-            lambda conn: conn.execute(
+        def txn(conn: Any) -> None:
+            conn.execute(
                 update(runs)
                 .where(runs.c.pk == self.pk)
                 .values(status=status, ended_at=time.time(), heartbeat_at=time.time(), error=error)
             )
-        )
+            if also is not None and flush_error is None:
+                also(conn)
+
+        self.workspace.db.write(txn)
         if flush_error is not None:
             raise flush_error
 
