@@ -317,3 +317,13 @@ def test_an_output_that_cannot_be_stored_fails_its_step_in_one_line(ws: Workspac
     assert result.error is not None and result.error.startswith(
         "step lock failed: its output (lock) cannot be stored: TypeError:"
     )
+
+
+@pytest.mark.postgres
+def test_a_pipeline_and_its_cache_on_postgresql(pg_ws: Workspace, flows: Any) -> None:
+    first = flows().flow.run(workspace=pg_ws)
+    mod = flows()
+    again = mod.flow.run(workspace=pg_ws)
+    assert first.status == again.status == "finished" and mod.CALLS == []
+    assert set(_statuses(again).values()) == {"cached"}
+    assert again.output("report") == {"rows": 6, "weight": 3.0}
