@@ -72,6 +72,7 @@ def test_an_empty_window_is_not_enough_data_and_exits_0(home: Path) -> None:
         (["churn", "--alert", "http://127.0.0.1:9/x"], "need --every"),
         (["churn", "--realert", "1h"], "need --every"),
         (["churn", "--every", "1s", "--realert", "often"], "invalid interval 'often'"),
+        (["churn", "--every", "1s", "--realert", "-5"], "invalid --realert '-5'"),
         (["churn", "--every", "1s", "--alert", "ftp://host/x"], "invalid alert URL"),
         (["churn", "--every", "soon"], "invalid interval"),
     ],
@@ -191,3 +192,14 @@ def test_a_served_model_is_judged_on_its_inputs_with_the_feedback_joined(root: P
     target = report["target"]
     assert target["status"] == "no drift"
     assert any("90.0% of current rows have an outcome" in n for n in target["notes"])
+
+
+def test_realert_0_sends_a_lasting_finding_at_every_check(home: Path) -> None:
+    out = run_keel(
+        "monitor", "churn", "--window", "1h", "--no-multivariate", "--every", "1s", "--times",
+        "2", "--realert", "0", "--alert-file", "every.jsonl", cwd=home,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    lines = [json.loads(x) for x in (home / "every.jsonl").read_text().splitlines()]
+    assert [x["state"] for x in lines] == ["firing", "firing"]
+    assert [a["repeat"] for a in lines[1]["alerts"]] == [True] * len(lines[1]["alerts"])

@@ -172,7 +172,7 @@ def monitor_cmd(
     """
     from keel.errors import InvalidInput
     from keel.monitor.alerts import Alerter
-    from keel.monitor.live import check, interval_seconds, watch
+    from keel.monitor.live import check, interval_seconds, realert_seconds, watch
     from keel.workspace import connect
 
     if window is not None and last is not None:
@@ -181,7 +181,7 @@ def monitor_cmd(
         raise InvalidInput("--times, --alert, --alert-file and --realert need --every")
     if window is not None:
         interval_seconds(window)  # a bad duration is bad input before any work
-    interval_seconds(realert)
+    realert_seconds(realert)
     ws = connect()
     options: dict[str, Any] = {
         "window": window or "1h",

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from keel.registry.versions import ModelVersion
     from keel.workspace import Workspace
 
-__all__ = ["MIN_ROWS", "MonitorResult", "check", "interval_seconds", "watch"]
+__all__ = ["MIN_ROWS", "MonitorResult", "check", "interval_seconds", "realert_seconds", "watch"]
 
 MIN_ROWS = 100
 KEPT = 100  # results an endless watch returns: the newest
@@ -56,6 +56,22 @@ def interval_seconds(text: str | float) -> float:
             ) from None
     if not seconds > 0:
         raise InvalidInput(f"invalid interval {text!r}: expected a positive duration")
+    return seconds
+
+
+def realert_seconds(value: str | float) -> float:
+    """How long a lasting finding waits to be sent again: a duration (``24h``) or a number
+    of seconds, where 0 means at every check that finds it.
+
+    >>> realert_seconds("24h"), realert_seconds("0"), realert_seconds(0)
+    (86400.0, 0.0, 0.0)
+    """
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return interval_seconds(value)
+    if not seconds >= 0:
+        raise InvalidInput(f"invalid --realert {value!r}: expected a duration such as 24h, or 0")
     return seconds
 
 
@@ -310,13 +326,7 @@ def watch(
     period = interval_seconds(every)
     if times is not None and times < 1:
         raise InvalidInput(f"invalid --times {times}: expected at least 1")
-    if isinstance(realert, int | float):
-        if not realert >= 0:
-            raise InvalidInput(f"invalid realert {realert!r}: expected seconds, 0 or more")
-        again = float(realert)  # 0: every check that finds it
-    else:
-        again = interval_seconds(realert)
-    state = state if state is not None else AlertState(realert=again)
+    state = state if state is not None else AlertState(realert=realert_seconds(realert))
     # A watch may run for months: it keeps the last KEPT results, without their windows.
     results: deque[MonitorResult] = deque(maxlen=times or KEPT)
     for i in itertools.count():
