@@ -161,20 +161,15 @@ def _steps_of(ws: Any, run_id: str) -> list[dict[str, Any]]:
     from sqlalchemy import and_, select
 
     from keel.store.db import run_tags, runs
+    from keel.track.records import STEPS_TAG, parse_steps
 
     with ws.db.read() as conn:
         text = conn.execute(
             select(run_tags.c.value)
             .join(runs, runs.c.pk == run_tags.c.run_pk)
-            .where(and_(runs.c.id == run_id, run_tags.c.key == "keel.steps"))
+            .where(and_(runs.c.id == run_id, run_tags.c.key == STEPS_TAG))
         ).scalar()
-    steps = []
-    for item in (text or "").split(","):
-        name, _, rest = item.partition("=")
-        status, _, run = rest.partition(":")
-        if name:
-            steps.append({"step": name, "status": status, "run": run or None})
-    return steps
+    return [{"step": n, "status": status, "run": run} for n, status, run in parse_steps(text)]
 
 
 def _run_doc(r: Any) -> dict[str, Any]:

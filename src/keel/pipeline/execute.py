@@ -22,6 +22,7 @@ from keel.errors import KeelError
 from keel.pipeline.key import StepKey, step_key
 from keel.pipeline.outputs import decode, encode
 from keel.pipeline.steps import Pipeline, Step
+from keel.track.records import STEPS_TAG, format_steps
 
 if TYPE_CHECKING:
     from keel.workspace import Workspace
@@ -214,9 +215,8 @@ def run_pipeline(
             done.model = _register(ws, pipe, parent, results, outputs, loaded)
         except KeelError as exc:
             done.status, done.error = "failed", f"register={pipe.register}: {exc}"
-    # name=status:run for each step (a cached step names the run that made its output)
-    steps = ",".join(f"{r.name}={r.status}:{r.run or ''}" for r in results)
-    parent.set_tags({"keel.steps": steps[:2000]})
+    # each step's status and run (a cached step names the run that made its output)
+    parent.set_tags({STEPS_TAG: format_steps([(r.name, r.status, r.run) for r in results])})
     parent.end(done.status, done.error)
     done.seconds = time.perf_counter() - started
     return done

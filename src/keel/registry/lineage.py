@@ -151,12 +151,13 @@ def _pipeline_steps(ws: Workspace, run_id: str, model_ref: str) -> list[dict[str
     """The steps of a pipeline run (keel.pipeline): each step's run (the one that made its
     output, an earlier one when the step was reused), and which of them made the model."""
     from keel.store.db import object_refs, run_tags
+    from keel.track.records import STEPS_TAG, parse_steps
 
     with ws.db.read() as conn:
         listed = conn.execute(
             select(run_tags.c.value)
             .join(runs, runs.c.pk == run_tags.c.run_pk)
-            .where(and_(runs.c.id == run_id, run_tags.c.key == "keel.steps"))
+            .where(and_(runs.c.id == run_id, run_tags.c.key == STEPS_TAG))
         ).scalar()
         if not listed:
             return []
@@ -166,9 +167,7 @@ def _pipeline_steps(ws: Workspace, run_id: str, model_ref: str) -> list[dict[str
             )
         ).scalar()
         steps = []
-        for item in listed.split(","):
-            step, _, rest = item.partition("=")
-            status, _, step_run = rest.partition(":")
+        for step, status, step_run in parse_steps(listed):
             if not step_run:
                 continue
             row = conn.execute(

@@ -30,7 +30,43 @@ from keel.track.keys import check_key
 if TYPE_CHECKING:
     from keel.workspace import Workspace
 
-__all__ = ["MetricHistory", "RunRecord", "get_run", "mark_crashed", "metric_history", "resolve_run"]
+__all__ = [
+    "MetricHistory",
+    "RunRecord",
+    "format_steps",
+    "get_run",
+    "mark_crashed",
+    "metric_history",
+    "parse_steps",
+    "resolve_run",
+]
+
+STEPS_TAG = "keel.steps"  # a run's child steps: name=status:run, comma-separated
+
+
+def format_steps(steps: list[tuple[str, str, str | None]]) -> str:
+    """The ``keel.steps`` tag of a run whose steps are runs of their own (a pipeline run):
+    each step's name, status and run (the run that made its output).
+
+    >>> format_steps([("load", "cached", "ab12"), ("train", "skipped", None)])
+    'load=cached:ab12,train=skipped:'
+    """
+    return ",".join(f"{name}={status}:{run or ''}" for name, status, run in steps)[:2000]
+
+
+def parse_steps(text: str | None) -> list[tuple[str, str, str | None]]:
+    """:func:`format_steps` read back.
+
+    >>> parse_steps("load=cached:ab12,train=skipped:")
+    [('load', 'cached', 'ab12'), ('train', 'skipped', None)]
+    """
+    steps = []
+    for item in (text or "").split(","):
+        name, _, rest = item.partition("=")
+        status, _, run = rest.partition(":")
+        if name:
+            steps.append((name, status, run or None))
+    return steps
 
 
 @dataclass
