@@ -158,18 +158,11 @@ def _pipeline_runs(ws: Any, name: str | None = None) -> list[Any]:
 
 def _steps_of(ws: Any, run_id: str) -> list[dict[str, Any]]:
     """Each step of a pipeline run, as its run recorded them (``keel.steps``)."""
-    from sqlalchemy import and_, select
-
-    from keel.store.db import run_tags, runs
-    from keel.track.records import STEPS_TAG, parse_steps
+    from keel.track.records import run_steps
 
     with ws.db.read() as conn:
-        text = conn.execute(
-            select(run_tags.c.value)
-            .join(runs, runs.c.pk == run_tags.c.run_pk)
-            .where(and_(runs.c.id == run_id, run_tags.c.key == STEPS_TAG))
-        ).scalar()
-    return [{"step": n, "status": status, "run": run} for n, status, run in parse_steps(text)]
+        steps = run_steps(conn, run_id)
+    return [{"step": n, "status": status, "run": run} for n, status, run in steps]
 
 
 def _run_doc(r: Any) -> dict[str, Any]:

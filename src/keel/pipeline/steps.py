@@ -154,20 +154,14 @@ def parse_param(name: str, value: Any, hint: Any) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+    elif hint is int or hint is float:
+        # an int is a float too, not the other way round; a bool is neither
+        kinds = (int,) if hint is int else (int, float)
+        if isinstance(value, kinds) and not isinstance(value, bool):
+            return hint(value)
         if isinstance(value, str):
             try:
-                return int(value)
-            except ValueError:
-                pass
-    elif hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
+                return hint(value)
             except ValueError:
                 pass
     elif hint is str:

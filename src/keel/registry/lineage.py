@@ -151,14 +151,10 @@ def _pipeline_steps(ws: Workspace, run_id: str, model_ref: str) -> list[dict[str
     """The steps of a pipeline run (keel.pipeline): each step's run (the one that made its
     output, an earlier one when the step was reused), and which of them made the model."""
     from keel.store.db import object_refs, run_tags
-    from keel.track.records import STEPS_TAG, parse_steps
+    from keel.track.records import run_steps
 
     with ws.db.read() as conn:
-        listed = conn.execute(
-            select(run_tags.c.value)
-            .join(runs, runs.c.pk == run_tags.c.run_pk)
-            .where(and_(runs.c.id == run_id, run_tags.c.key == STEPS_TAG))
-        ).scalar()
+        listed = run_steps(conn, run_id)
         if not listed:
             return []
         model_oid = conn.execute(
@@ -167,7 +163,7 @@ def _pipeline_steps(ws: Workspace, run_id: str, model_ref: str) -> list[dict[str
             )
         ).scalar()
         steps = []
-        for step, status, step_run in parse_steps(listed):
+        for step, status, step_run in listed:
             if not step_run:
                 continue
             row = conn.execute(

@@ -39,6 +39,7 @@ __all__ = [
     "metric_history",
     "parse_steps",
     "resolve_run",
+    "run_steps",
 ]
 
 STEPS_TAG = "keel.steps"  # a run's child steps: name=status:run, comma-separated
@@ -52,6 +53,16 @@ def format_steps(steps: list[tuple[str, str, str | None]]) -> str:
     'load=cached:ab12,train=skipped:'
     """
     return ",".join(f"{name}={status}:{run or ''}" for name, status, run in steps)[:2000]
+
+
+def run_steps(conn: Connection, run_id: str) -> list[tuple[str, str, str | None]]:
+    """The steps a run recorded in its ``keel.steps`` tag (none when it has no such tag)."""
+    text = conn.execute(
+        select(run_tags.c.value)
+        .join(runs, runs.c.pk == run_tags.c.run_pk)
+        .where(and_(runs.c.id == run_id, run_tags.c.key == STEPS_TAG))
+    ).scalar()
+    return parse_steps(text)
 
 
 def parse_steps(text: str | None) -> list[tuple[str, str, str | None]]:
