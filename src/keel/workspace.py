@@ -86,6 +86,11 @@ class Workspace:
 
     @contextlib.contextmanager
     def _lock(self, mode: int) -> Iterator[None]:
+        if not self.settings.keel_dir.is_dir():
+            # A Dask worker on another machine: no collector runs there, and the driver
+            # holds the lock on the workspace's own machine while its workers write.
+            yield
+            return
         path = self.settings.keel_dir / "objects.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -228,7 +228,7 @@ def test_bad_pipelines_are_one_clear_error() -> None:
 
     with pytest.raises(InvalidInput, match="needs a value for threshold"):
         pipeline("needs", [needs]).resolve_params({})
-    with pytest.raises(InvalidInput, match="expected local"):
+    with pytest.raises(InvalidInput, match="expected local or dask"):
         p.run(executor="spark")
 
 

@@ -69,10 +69,18 @@ def _ms(seconds: float) -> str:
 @click.option("--param", "params", multiple=True, help="A parameter: NAME=VALUE (repeatable).")
 @click.option(
     "--executor",
-    type=click.Choice(["local"]),
+    type=click.Choice(["local", "dask"]),
     default="local",
     show_default=True,
-    help="Where the steps run: in this process, one at a time.",
+    help="Where the steps run: in this process, one at a time (local), or as tasks on a "
+    "Dask cluster, independent steps side by side (dask; needs keel-mlops[dask]).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="The Dask scheduler to run on, e.g. tcp://10.0.0.5:8786 (default: a local "
+    "cluster, one worker per core, started for the run).",
 )
 @click.option("--explain", is_flag=True, help="Say which steps would run and why; run nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the pipeline run as JSON.")
@@ -81,6 +89,7 @@ def run_cmd(
     target: str,
     params: tuple[str, ...],
     executor: str,
+    scheduler: str | None,
     explain: bool,
     as_json: bool,
     verbose: bool,
@@ -95,7 +104,11 @@ def run_cmd(
     values = _params(params)
     ws = connect()
     pipe.resolve_params(values)  # bad parameters are bad input before anything is recorded
-    result = pipe.run(values, executor=executor, workspace=ws, explain=explain)
+    if scheduler is not None and executor != "dask":
+        raise InvalidInput("--scheduler is for the dask executor: add --executor dask")
+    result = pipe.run(
+        values, executor=executor, scheduler=scheduler, workspace=ws, explain=explain
+    )
     if as_json:
         emit_json(result.to_dict())
     elif explain:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import KeelError
+from keel.errors import InvalidInput, KeelError
 from keel.pipeline.key import StepKey, step_key
 from keel.pipeline.outputs import decode, encode
 from keel.pipeline.steps import Pipeline, Step
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["PipelineRun", "StepFailed", "StepResult", "run_pipeline"]
 
 CACHE = "step_cache"
+EXECUTORS = ("local", "dask")
 
 
 class StepFailed(KeelError):
@@ -159,25 +160,47 @@ def run_pipeline(
     params: Mapping[str, Any] | None = None,
     workspace: Workspace | None = None,
     explain: bool = False,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> PipelineRun:
-    """Run ``pipe`` in this process, one step at a time, reusing cached steps.
+    """Run ``pipe``, reusing cached steps: in this process, one step at a time
+    (``executor="local"``), or as tasks on a Dask cluster (``"dask"``: the scheduler at
+    ``scheduler``, else a ``LocalCluster`` started for the run; see
+    :mod:`keel.pipeline.cluster`).
 
     With ``explain``, nothing runs: each step says whether it would be reused, and if not,
     which part of its key changed since the newest run of that step."""
-    from keel.track.run import start_run
-
+    if executor not in EXECUTORS:
+        raise InvalidInput(f"unknown executor {executor!r}: expected {' or '.join(EXECUTORS)}")
+    if scheduler is not None and executor != "dask":
+        raise InvalidInput("a scheduler is for the dask executor: add executor='dask'")
     if workspace is None:
         from keel.workspace import connect
 
         workspace = connect()
     ws = workspace
     values = pipe.resolve_params(params)
+    if explain:
+        return _explain(pipe, values, ws)
+    dask = None
+    if executor == "dask":
+        from keel.pipeline.cluster import Connection
+
+        dask = Connection(scheduler)  # a scheduler that does not answer: nothing recorded
+    try:
+        return _run(ws, pipe, values, dask)
+    finally:
+        if dask is not None:
+            dask.close()
+
+
+def _run(ws: Workspace, pipe: Pipeline, values: dict[str, Any], dask: Any) -> PipelineRun:
+    from keel.track.run import start_run
+
     started = time.perf_counter()
     outputs: dict[str, tuple[str, str]] = {}  # step -> (format, digest)
     loaded: dict[str, Any] = {}
     results: list[StepResult] = []
-    if explain:
-        return _explain(pipe, values, ws)
     parent = start_run(
         f"pipeline {pipe.name}",
         params={k: v for k, v in values.items() if _scalar(v)},
@@ -186,7 +209,15 @@ def run_pipeline(
     )
     failed: StepResult | None = None
     try:
-        for s in pipe.order:
+        if dask is not None:
+            from keel.pipeline.cluster import run_on_dask
+
+            results = run_on_dask(ws, pipe, values, parent.id, dask)
+            failed = next((r for r in results if r.status == "failed"), None)
+            outputs.update(
+                {r.name: (r.format, r.output) for r in results if r.format and r.output}
+            )
+        for s in pipe.order if dask is None else ():
             if failed is not None:
                 results.append(StepResult(s.name, "skipped"))
                 continue
@@ -256,7 +287,6 @@ def _register(
     before names its version again instead."""
     from sqlalchemy import and_, select
 
-    from keel.errors import InvalidInput
     from keel.store.db import object_refs
 
     assert pipe.register is not None
@@ -341,10 +371,36 @@ def _run_step(
     loaded: dict[str, Any],
     parent: str,
 ) -> StepResult:
+    return execute_step(
+        ws,
+        pipeline=pipe.name,
+        step=s,
+        key=_key(pipe, s, values, outputs),
+        inputs={name: outputs[name] for name in pipe.inputs(s)},
+        params=_step_params(s, pipe, values),
+        parent=parent,
+        loaded=loaded,
+    )
+
+
+def execute_step(
+    ws: Workspace,
+    *,
+    pipeline: str,
+    step: Step,
+    key: StepKey,
+    inputs: Mapping[str, tuple[str, str]],
+    params: Mapping[str, Any],
+    parent: str,
+    loaded: dict[str, Any],
+) -> StepResult:
+    """One step, wherever it runs: reused when its key has a cache entry, else run as a keel
+    run under ``parent`` on ``inputs`` (``(format, digest)`` by step name, read from the
+    object store unless already in ``loaded``), its output stored and its entry written."""
     from keel.track.run import start_run
 
+    s = step
     began = time.perf_counter()
-    key = _key(pipe, s, values, outputs)
     result = StepResult(s.name, "finished", key=key.digest, key_parts=key.parts)
     result.not_cacheable = key.reason if key.digest is None else None
     if not s.cache:
@@ -357,17 +413,16 @@ def _run_step(
             result.seconds = time.perf_counter() - began
             return result
     arguments = {}
-    for name in pipe.inputs(s):
+    for name, (fmt, oid) in inputs.items():
         if name not in loaded:
-            fmt, oid = outputs[name]
             loaded[name] = decode(fmt, ws.objects.get(oid))
         arguments[name] = loaded[name]
-    own = _step_params(s, pipe, values)
-    tags = {"keel.parent": parent, "keel.pipeline": pipe.name, "keel.step": s.name}
+    own = dict(params)
+    tags = {"keel.parent": parent, "keel.pipeline": pipeline, "keel.step": s.name}
     if key.digest is not None:
         tags["keel.step_key"] = key.digest
     run = start_run(
-        f"{pipe.name}.{s.name}",
+        f"{pipeline}.{s.name}",
         params={k: v for k, v in own.items() if _scalar(v)},
         tags=tags,
         workspace=ws,
@@ -402,7 +457,7 @@ def _run_step(
         ws.objects.commit()
         entry = None
         if key.digest is not None and s.cache:
-            entry = (key.digest, fmt, oid, f"{run.id} {pipe.name}.{s.name}")
+            entry = (key.digest, fmt, oid, f"{run.id} {pipeline}.{s.name}")
         ended = {"keel.output": oid, "keel.output_format": fmt, "keel.step_parts": parts}
         run.end("finished", also=lambda conn: _finish(conn, run.pk, ended, entry))
     loaded[s.name] = value

@@ -57,6 +57,19 @@ class StepKey:
                 out.append(name)
         return out
 
+    def with_inputs(self, inputs: Mapping[str, str]) -> StepKey:
+        """The same key on other inputs (digests by step name): how a Dask worker completes
+        a key whose inputs were not made yet when the driver computed the rest."""
+        parts = {**self.parts, "inputs": dict(sorted(inputs.items()))}
+        return StepKey(None if self.reason else _digest(parts), parts, self.reason)
+
+
+def _digest(parts: Mapping[str, Any]) -> str:
+    from keel.store.objects.digest import hash_bytes
+
+    doc = json.dumps({"keel.step/1": parts}, sort_keys=True, separators=(",", ":"))
+    return hash_bytes(doc.encode())
+
 
 def _normalized(obj: Any) -> str:
     """The source of a function or class without decorators, docstrings and comments."""
@@ -166,8 +179,6 @@ def step_key(
 ) -> StepKey:
     """The cache key of running ``fn`` (step ``name``) with ``params`` on ``inputs`` (the
     digests of the objects it takes, by step name)."""
-    from keel.store.objects.digest import hash_bytes
-
     parts: dict[str, Any] = {
         "step": f"{fn.__module__}:{name}",
         "params": {},
@@ -188,5 +199,4 @@ def step_key(
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         **_libraries(fn.__module__),
     }
-    doc = json.dumps({"keel.step/1": parts}, sort_keys=True, separators=(",", ":"))
-    return StepKey(hash_bytes(doc.encode()), parts)
+    return StepKey(_digest(parts), parts)

@@ -83,16 +83,24 @@ class Pipeline:
         params: Mapping[str, Any] | None = None,
         *,
         executor: str = "local",
+        scheduler: str | None = None,
         workspace: Any = None,
         explain: bool = False,
     ) -> Any:
-        """Run the pipeline (:func:`keel.pipeline.execute.run_pipeline`); returns the
+        """Run the pipeline (:func:`keel.pipeline.execute.run_pipeline`): ``executor`` is
+        ``"local"`` or ``"dask"`` (on the scheduler at ``scheduler``, e.g.
+        ``"tcp://10.0.0.5:8786"``, else a local cluster). Returns the
         :class:`~keel.pipeline.execute.PipelineRun`."""
         from keel.pipeline.execute import run_pipeline
 
-        if executor != "local":
-            raise InvalidInput(f"unknown executor {executor!r}: expected local")
-        return run_pipeline(self, params=params, workspace=workspace, explain=explain)
+        return run_pipeline(
+            self,
+            params=params,
+            workspace=workspace,
+            explain=explain,
+            executor=executor,
+            scheduler=scheduler,
+        )
 
     def inputs(self, s: Step) -> list[str]:
         """The steps ``s`` takes, by name."""
