@@ -268,6 +268,23 @@ def test_a_failed_transaction_moves_nothing(db):
         assert history(conn, "dataset.head", "churn") == []
 
 
+def test_a_write_that_does_not_wait_for_the_disk_is_still_one_transaction(db):
+    db.write(lambda conn: move_pointer(conn, "dataset.head", "churn", "1"), durable=False)
+
+    def move_then_fail(conn):
+        move_pointer(conn, "dataset.head", "churn", "2")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        db.write(move_then_fail, durable=False)
+    with db.read() as conn:
+        assert get_pointer(conn, "dataset.head", "churn") == "1"
+        if db.is_sqlite:  # the pooled connection waits for the disk again
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        else:  # SET LOCAL ended with its transaction
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+
+
 # -- (e) Database.write retries and serialises writers -----------------------------------
 
 

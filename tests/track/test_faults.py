@@ -200,12 +200,12 @@ run = keel.start_run(name="in-flush", workspace=ws, capture_code=False)
 print(run.id, flush=True)
 write, sent = ws.db.write, []
 
-def write_then_signal(fn):
+def write_then_signal(fn, **options):
     if threading.current_thread() is threading.main_thread() and not sent:
         sent.append(1)
         os.kill(os.getpid(), getattr(signal, sys.argv[2]))
         time.sleep(0.2)
-    return write(fn)
+    return write(fn, **options)
 
 ws.db.write = write_then_signal
 for i in range(100):

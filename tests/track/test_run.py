@@ -554,6 +554,23 @@ def test_short_run_still_records_its_environment(ws: Workspace, tmp_path: Path) 
     assert rec.environment is not None
 
 
+def test_the_environment_is_read_again_after_an_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keel.track.capture import capture_environment
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    before = capture_environment()["packages"]
+    assert "keel-probe-pkg" not in before
+    assert capture_environment()["packages"] == before  # kept, not read again
+    dist = site / "keel_probe_pkg-1.2.3.dist-info"
+    dist.mkdir()  # what pip install leaves: the folder on the path changes
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: keel-probe-pkg\nVersion: 1.2.3\n")
+    assert capture_environment()["packages"]["keel-probe-pkg"] == "1.2.3"
+
+
 # -- PostgreSQL ---------------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ __all__ = ["PipelineRun", "StepFailed", "StepResult", "run_pipeline"]
 
 CACHE = "step_cache"
 EXECUTORS = ("local", "dask")
+PARTS_INLINE = 2000  # a key's parts up to this long live in a tag (an index holds them)
 
 
 class StepFailed(KeelError):
@@ -138,14 +139,15 @@ def _finish(
         )
     )
     conn.execute(
-        object_refs.insert().values(
-            owner_kind=CACHE,
-            owner_id=key,
-            role=f"output:{fmt}",
-            oid=oid,
-            shape="blob",
-            label=label[:300],
-        )
+        object_refs.insert(),
+        {
+            "owner_kind": CACHE,
+            "owner_id": key,
+            "role": f"output:{fmt}",
+            "oid": oid,
+            "shape": "blob",
+            "label": label[:300],
+        },
     )
 
 
@@ -428,6 +430,7 @@ def execute_step(
         workspace=ws,
         capture_code=False,  # the pipeline's run holds the code
         capture_environment=False,  # and the environment
+        durable=False,  # the pipeline run's end makes it durable
     )
     result.run = run.id
     try:
@@ -449,11 +452,14 @@ def execute_step(
         run.end("failed", result.error)
         result.seconds = time.perf_counter() - began
         return result
-    # The output and the key's parts (for --explain to say later what changed), made
-    # durable together; then the run's tags and the cache entry in one transaction.
+    # The output made durable; then the run's tags (with the key's parts, for --explain
+    # to say later what changed: inline, or an object when long) and the cache entry in
+    # one transaction.
+    parts = json.dumps(key.parts, sort_keys=True, default=str)
     with ws.writing_objects():
         oid = ws.objects.put(data)
-        parts = ws.objects.put(json.dumps(key.parts, sort_keys=True, default=str).encode())
+        if len(parts) > PARTS_INLINE:
+            parts = ws.objects.put(parts.encode())
         ws.objects.commit()
         entry = None
         if key.digest is not None and s.cache:
@@ -513,7 +519,13 @@ def _changed(ws: Workspace, pipe: Pipeline, s: Step, key: StepKey) -> str:
             .order_by(runs.c.created_at.desc())
             .limit(1)
         ).first()
-    if row is None or not ws.objects.has(row.value):
+    if row is None:
         return "never run"
-    changed = key.differences(json.loads(ws.objects.get(row.value)))
+    if row.value.startswith("{"):
+        earlier = json.loads(row.value)
+    elif ws.objects.has(row.value):
+        earlier = json.loads(ws.objects.get(row.value))
+    else:
+        return "never run"  # its parts were collected
+    changed = key.differences(earlier)
     return "changed: " + "; ".join(changed) if changed else "its output was collected"

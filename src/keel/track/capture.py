@@ -108,15 +108,37 @@ def capture_code(store: ObjectStore, cwd: str | None = None) -> CodeState:
     return state
 
 
-def capture_environment() -> dict[str, Any]:
-    """Python, platform, CPUs and installed distributions (name → version)."""
+_PACKAGES: dict[tuple[tuple[str, int], ...], dict[str, str]] = {}
+
+
+def _installed() -> dict[str, str]:
+    """Installed distributions, name → version. Reading them all takes tens of
+    milliseconds, so they are kept until a folder on the path changes (an install or an
+    uninstall adds or removes a ``.dist-info`` folder there, even from a notebook)."""
     from importlib import metadata
 
-    packages: dict[str, str] = {}
-    for dist in metadata.distributions():
-        name = dist.name
-        if name:
-            packages[name.lower().replace("_", "-")] = dist.version
+    stamp = []
+    for entry in sys.path:
+        try:
+            stamp.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            continue
+    key = tuple(stamp)
+    known = _PACKAGES.get(key)
+    if known is None:
+        packages: dict[str, str] = {}
+        for dist in metadata.distributions():
+            name = dist.name
+            if name:
+                packages[name.lower().replace("_", "-")] = dist.version
+        _PACKAGES.clear()
+        known = _PACKAGES[key] = dict(sorted(packages.items()))
+    return dict(known)
+
+
+def capture_environment() -> dict[str, Any]:
+    """Python, platform, CPUs and installed distributions (name → version)."""
+    packages = _installed()
     return {
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
@@ -124,7 +146,7 @@ def capture_environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "packages": dict(sorted(packages.items())),
+        "packages": packages,
     }
 
 

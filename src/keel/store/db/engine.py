@@ -103,20 +103,32 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    def write(self, fn: Callable[[Connection], T], *, retry_integrity: bool = False) -> T:
+    def write(
+        self,
+        fn: Callable[[Connection], T],
+        *,
+        retry_integrity: bool = False,
+        durable: bool = True,
+    ) -> T:
         """Run ``fn`` in one write transaction, retrying transient lock conflicts.
 
         ``fn`` may run more than once, so it must only touch the database.
         With ``retry_integrity`` a unique-key race (two writers numbering the
-        same version) is retried too.
+        same version) is retried too. ``durable=False`` commits without waiting
+        for the disk (SQLite ``synchronous=NORMAL``, PostgreSQL
+        ``synchronous_commit=off``): for a record that a later durable write makes
+        durable with it, as both logs are written in order. A killed process loses
+        nothing; a power cut can lose the transaction whole, never part of it.
         """
         delay = 0.01
         for attempt in range(_RETRIES):
             try:
                 with self.engine.connect() as conn:
                     conn = conn.execution_options(keel_write=True)
-                    with conn.begin():
-                        return fn(conn)
+                    if durable:
+                        with conn.begin():
+                            return fn(conn)
+                    return self._lazily(conn, fn)
             except IntegrityError:
                 if not retry_integrity or attempt == _RETRIES - 1:
                     raise
@@ -126,6 +138,20 @@ class Database:
             time.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not security
             delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _lazily(self, conn: Connection, fn: Callable[[Connection], T]) -> T:
+        if not self.is_sqlite:
+            with conn.begin():
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                return fn(conn)
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA synchronous=NORMAL")  # outside the transaction, as SQLite asks
+        try:
+            with conn.begin():
+                return fn(conn)
+        finally:
+            raw.execute("PRAGMA synchronous=FULL")  # the pool's connections stay durable
 
     def dispose(self) -> None:
         self.engine.dispose()
