@@ -101,6 +101,117 @@ print(json.dumps(out))
 """.replace("TASKS", str(STEPS - 1))
 
 
+def _chain_source(steps: int) -> str:
+    return (
+        "from keel.pipeline import pipeline, step\n\n"
+        "@step\ndef s0(n: int = 1):\n    return n\n\n"
+        + "".join(f"@step\ndef s{i}(s{i - 1}):\n    return s{i - 1} + 1\n\n" for i in range(1, steps))
+        + f"flow = pipeline('chain{steps}', ["
+        + ", ".join(f"s{i}" for i in range(steps))
+        + "])\n"
+    )
+
+
+BRANCHES = """
+import time
+from keel.pipeline import pipeline, step
+
+
+def spin(seconds):
+    end = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+@step
+def start(nonce: int = 0):
+    return nonce
+""" + "".join(
+    f"\n\n@step\ndef b{i}(start, work: float = 1.0):\n    spin(work)\n    return start + {i}\n"
+    for i in range(1, 5)
+) + """
+
+@step
+def j1(b1, b2):
+    return b1 + b2
+
+
+@step
+def j2(b3, b4):
+    return b3 + b4
+
+
+@step
+def j3(j1, j2):
+    return j1 + j2
+
+
+@step
+def j4(j3):
+    return j3 * 2
+
+
+@step
+def end(j4):
+    return {"value": j4}
+
+
+flow = pipeline("branches", [start, b1, b2, b3, b4, j1, j2, j3, j4, end])
+"""
+
+# Runs in keel's own environment (dask.distributed is its optional extra): one
+# LocalCluster of 2 single-threaded worker processes, shared by bare Dask and keel.
+DASK_WORKER = r"""
+import json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+import dask
+from distributed import Client, LocalCluster
+import keel
+import chain10, chain30, branches
+
+def inc(x):
+    return x + 1
+
+def bare(steps, start):
+    value = start
+    for _ in range(steps):
+        value = dask.delayed(inc, pure=False)(value)
+    t = time.perf_counter()
+    assert value.compute() == start + steps
+    return time.perf_counter() - t
+
+def run(flow, params, **how):
+    t = time.perf_counter()
+    result = flow.run(params, workspace=ws, **how)
+    assert result.status == "finished" and not any(s.cached for s in result.steps), result.error
+    return time.perf_counter() - t
+
+if __name__ == "__main__":
+    ws = keel.connect(sys.argv[2])
+    rounds = int(sys.argv[3])
+    out = {k: [] for k in ("bare10", "bare30", "keel10", "keel30", "local", "dask")}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster):
+        on = {"executor": "dask", "scheduler": cluster.scheduler_address}
+        nonce = int(time.time() * 1000)
+        for i in range(rounds + 1):  # the first round warms the workers up, and is dropped
+            nonce += 1000
+            got = {
+                "bare10": bare(10, nonce), "bare30": bare(30, nonce),
+                "keel10": run(chain10.flow, {"n": nonce}, **on),
+                "keel30": run(chain30.flow, {"n": nonce + 500}, **on),
+                "local": run(branches.flow, {"nonce": nonce}),
+                "dask": run(branches.flow, {"nonce": nonce + 1}, **on),
+            }
+            if i:
+                for k, v in got.items():
+                    out[k].append(v)
+    print(json.dumps(out))
+"""
+
+
 def _last_json(text: str) -> dict:
     for line in reversed(text.strip().splitlines()):
         if line.startswith("{"):
@@ -112,6 +223,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5, help="Cold runs of each tool, alternated.")
     ap.add_argument("--runs", type=int, default=5, help="Warm pipeline runs in process.")
+    ap.add_argument("--dask-rounds", type=int, default=5, help="Rounds on the Dask cluster.")
     args = ap.parse_args()
     prefect_py = ensure_venv("prefect", PREFECT)
     keel_bin = str(Path(sys.executable).with_name("keel"))
@@ -137,6 +249,15 @@ def main() -> None:
                 cwd=root, env=env,
             )  # fmt: skip
             warm_prefect = _last_json(p.stdout)
+            log("[dask] bare dask.delayed and keel on one LocalCluster ...")
+            for steps in (10, 30):
+                (root / f"chain{steps}.py").write_text(_chain_source(steps))
+            (root / "branches.py").write_text(BRANCHES)
+            _, p = timed_run(
+                [sys.executable, "-c", DASK_WORKER, str(root), str(root), str(args.dask_rounds)],
+                cwd=root, env=env,
+            )  # fmt: skip
+            on_dask = _last_json(p.stdout)
             timed_run([keel_bin, "run", "chain.py:flow"], cwd=root, env=env)  # fills the cache
             timed_run([str(prefect_py), "prefect_chain.py"], cwd=root, env=env)
             cold_keel, cold_prefect = [], []
@@ -166,6 +287,31 @@ def main() -> None:
     print(markdown_table(["measure", "keel", "Prefect", "target"], rows))
     print(f"\nkeel cold runs: {', '.join(f'{t:.2f}' for t in cold_keel)} s; "
           f"Prefect: {', '.join(f'{t:.2f}' for t in cold_prefect)} s")  # fmt: skip
+    _print_dask(on_dask)
+
+
+def _print_dask(d: dict) -> None:
+    """Per-step overhead on Dask as the marginal cost of 20 more chained steps (30 against
+    10, so the pipeline run's own record and the graph's submission cancel out), paired
+    round by round; and the 4-branch pipeline's wall time on Dask against local."""
+    med = statistics.median
+    bare = [(b - a) / 20 for a, b in zip(d["bare10"], d["bare30"], strict=True)]
+    keel = [(b - a) / 20 for a, b in zip(d["keel10"], d["keel30"], strict=True)]
+    step_ratio = [k / b for k, b in zip(keel, bare, strict=True)]
+    wall = [x / y for x, y in zip(d["dask"], d["local"], strict=True)]
+    rows = [
+        ["per chained step (marginal, 10 → 30 steps)", f"{med(keel) * 1000:.2f} ms",
+         f"{med(bare) * 1000:.2f} ms", f"{med(step_ratio):.2f}× ({min(step_ratio):.2f}–"
+         f"{max(step_ratio):.2f}×)", "≤ 1.5×"],
+        ["10-step chain, whole (per step)", f"{med(d['keel10']) * 100:.2f} ms",
+         f"{med(d['bare10']) * 100:.2f} ms", "", ""],
+        ["4 branches × 1 s, 10 steps: dask / local wall", f"{med(d['dask']):.2f} s",
+         f"{med(d['local']):.2f} s (keel, local executor)",
+         f"{med(wall):.2f} ({min(wall):.2f}–{max(wall):.2f})", "≤ 0.6"],
+    ]  # fmt: skip
+    print(f"\n### on Dask: a LocalCluster of 2 single-threaded worker processes, "
+          f"{len(bare)} paired rounds\n")  # fmt: skip
+    print(markdown_table(["measure", "keel", "bare dask.delayed / local", "ratio", "target"], rows))
 
 
 if __name__ == "__main__":

@@ -96,6 +96,13 @@ def test_dask_gives_the_local_executors_results_and_records(
     assert _statuses(on_dask) == dict.fromkeys(["load", "features", "train", "report"], "finished")
     assert mod.CALLS == []  # the steps ran on the workers, not here
     assert on_dask.output("report") == {"rows": 6, "weight": 3.0}
+    with ws.db.read() as conn:
+        where = conn.execute(
+            select(run_tags.c.value)
+            .join(runs, runs.c.pk == run_tags.c.run_pk)
+            .where(runs.c.id == on_dask.run, run_tags.c.key == "keel.executor")
+        ).scalar()
+    assert where == f"dask {cluster.scheduler_address}"
     children = _children(ws, on_dask.run)
     assert {k: v[0] for k, v in children.items()} == dict.fromkeys(
         ["load", "features", "train", "report"], "finished"
@@ -185,6 +192,29 @@ def test_a_failing_step_stops_what_follows_it_and_a_fixed_rerun_reuses_the_rest(
     assert _statuses(fixed) == {
         "load": "cached", "features": "cached", "train": "finished", "report": "finished"
     }  # fmt: skip
+
+
+def test_a_worker_killed_in_a_step_is_replaced_and_the_step_runs_again(
+    ws: Workspace, flows: Any, cluster: Any, tmp_path: Path  # noqa: F811
+) -> None:
+    marker = tmp_path / "killed-once"
+    dying = FLOWS.replace(
+        '    CALLS.append("train")',
+        f"    import os, pathlib, signal\n"
+        f"    if not pathlib.Path({str(marker)!r}).exists():\n"
+        f"        pathlib.Path({str(marker)!r}).touch()\n"
+        f"        os.kill(os.getpid(), signal.SIGKILL)",
+    )
+    result = flows(dying).flow.run(workspace=ws, executor="dask", scheduler=cluster.scheduler_address)
+    assert result.status == "finished", result.error
+    with ws.db.read() as conn:
+        trains = conn.execute(
+            select(runs.c.id, runs.c.status).where(runs.c.name == "demo.train")
+        ).all()
+    assert len(trains) == 2  # the killed attempt's run, and the one that made the output
+    train = next(s for s in result.steps if s.name == "train")
+    assert dict(trains)[train.run] == "finished"
+    assert {status for _, status in trains} == {"finished", "running"}  # until beats stop
 
 
 def test_register_works_from_the_workers_output(ws: Workspace, cluster: Any) -> None:

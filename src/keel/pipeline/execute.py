@@ -189,14 +189,17 @@ def run_pipeline(
         from keel.pipeline.cluster import Connection
 
         dask = Connection(scheduler)  # a scheduler that does not answer: nothing recorded
+    where = executor if scheduler is None else f"{executor} {scheduler}"
     try:
-        return _run(ws, pipe, values, dask)
+        return _run(ws, pipe, values, dask, where)
     finally:
         if dask is not None:
             dask.close()
 
 
-def _run(ws: Workspace, pipe: Pipeline, values: dict[str, Any], dask: Any) -> PipelineRun:
+def _run(
+    ws: Workspace, pipe: Pipeline, values: dict[str, Any], dask: Any, where: str
+) -> PipelineRun:
     from keel.track.run import start_run
 
     started = time.perf_counter()
@@ -206,7 +209,7 @@ def _run(ws: Workspace, pipe: Pipeline, values: dict[str, Any], dask: Any) -> Pi
     parent = start_run(
         f"pipeline {pipe.name}",
         params={k: v for k, v in values.items() if _scalar(v)},
-        tags={"keel.pipeline": pipe.name},
+        tags={"keel.pipeline": pipe.name, "keel.executor": where},
         workspace=ws,
     )
     failed: StepResult | None = None
