@@ -20,6 +20,7 @@ in the whole pipeline: ``seed`` given once reaches every step that takes ``seed`
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -43,7 +44,7 @@ class Step:
     name: str
     cache: bool = True
 
-    @property
+    @functools.cached_property
     def arguments(self) -> list[inspect.Parameter]:
         return list(inspect.signature(self.fn).parameters.values())
 
