@@ -11,6 +11,7 @@ finished.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import traceback
@@ -105,18 +106,23 @@ class PipelineRun:
         }
 
 
-def _lookup(ws: Workspace, key: str) -> tuple[str, str, str] | None:
-    """``(run id, format, output digest)`` of a cache entry whose object still exists."""
-    from sqlalchemy import and_, select
+@functools.cache
+def _entry_query() -> Any:
+    """The cache entry of a key, built once: a statement built per call costs more than
+    the lookup itself (SQLAlchemy derives its cache key every time)."""
+    from sqlalchemy import bindparam, select
 
     from keel.store.db import object_refs
 
+    return select(object_refs.c.role, object_refs.c.oid, object_refs.c.label).where(
+        object_refs.c.owner_kind == CACHE, object_refs.c.owner_id == bindparam("key")
+    )
+
+
+def _lookup(ws: Workspace, key: str) -> tuple[str, str, str] | None:
+    """``(run id, format, output digest)`` of a cache entry whose object still exists."""
     with ws.db.read() as conn:
-        row = conn.execute(
-            select(object_refs.c.role, object_refs.c.oid, object_refs.c.label).where(
-                and_(object_refs.c.owner_kind == CACHE, object_refs.c.owner_id == key)
-            )
-        ).first()
+        row = conn.execute(_entry_query(), {"key": key}).first()
     if row is None or not ws.objects.has(row.oid):
         return None  # never seen, or its object was collected: run it again
     return row.label.split(" ", 1)[0], row.role.split(":", 1)[1], row.oid
