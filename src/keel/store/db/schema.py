@@ -321,3 +321,49 @@ drift_reports = Table(
     Index("ix_drift_reports_model", "model_version_id", "created_at"),
     Index("ix_drift_reports_data", "dataset_version_id", "created_at"),
 )
+
+# -- the loop (revision 0007) ----------------------------------------------------
+
+# Who runs a model's loop: one `keel watch` at a time, renewed while it lives.
+loop_leases = Table(
+    "loop_leases",
+    metadata,
+    Column("model", String(300), primary_key=True),
+    Column("holder", String(200), nullable=False),  # host, pid and a token
+    Column("acquired_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+# One retraining attempt: started by one trigger firing (its id is unique, so a trigger
+# evaluated again never starts a second), then trained, gated and rolled out.
+loop_attempts = Table(
+    "loop_attempts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model", String(300), nullable=False),
+    Column("trigger_id", String(300), nullable=False, unique=True),
+    Column("trigger", Text, nullable=False),  # JSON: the firing's kind and evidence
+    Column("state", String(32), nullable=False),
+    Column("version", Integer, nullable=True),  # the challenger's version number
+    Column("step", Integer, nullable=True),  # the rollout step it is at
+    Column("step_started_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_loop_attempts_model", "model", "created_at"),
+)
+
+# Every decision of the loop, with its evidence. Never updated, never deleted.
+loop_events = Table(
+    "loop_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(300), nullable=False),
+    Column("attempt_id", String(32), nullable=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(32), nullable=True),  # the attempt's state after it
+    Column("message", Text, nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON
+    Column("actor", String(128), nullable=False),
+    Index("ix_loop_events_model", "model", "id"),
+)
