@@ -68,6 +68,10 @@ COMMANDS = {
         "Run a pipeline (FILE:NAME); unchanged steps are reused from the step cache.",
     ),
     "pipelines": ("keel.cli.pipeline:pipelines", "Pipelines that ran here: list, show, runs."),
+    "watch": (
+        "keel.cli.watch:watch_cmd",
+        "The loop: drift starts retraining, a gate decides, a canary rolls out; status.",
+    ),
     "quickstart": (
         "keel.cli.quickstart:quickstart",
         "Walk through the lifecycle in this folder, narrated.",

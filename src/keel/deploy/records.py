@@ -37,9 +37,12 @@ __all__ = [
     "current_deployment",
     "deployment_history",
     "end_deployment",
+    "end_in",
     "promote_challenger",
+    "promote_in",
     "routing_state",
     "start_deployment",
+    "start_in",
 ]
 
 DEPLOYMENT = "deployment"
@@ -153,63 +156,83 @@ def start_deployment(
     if key is not None and not key.strip():
         raise InvalidInput("invalid sticky key '': expected the name of an input field")
     rails = guardrails if guardrails is not None else Guardrails.default()
-
-    def txn(conn: Connection) -> Deployment:
-        mid = model_id(conn, model, lock=True)
-        row = conn.execute(
-            select(model_versions.c.id).where(
-                and_(model_versions.c.model_id == mid, model_versions.c.number == challenger)
-            )
-        ).first()
-        if row is None:
-            raise NotFound(f"model {model} has no version v{challenger}")
-        champion = get_pointer(conn, _ALIAS, f"{model}@{alias}")
-        if champion is None:
-            raise InvalidInput(
-                f"{model}@{alias} points nowhere: promote a champion first (`keel models promote {model} N`)"
-            )
-        if int(champion) == challenger:
-            raise InvalidInput(
-                f"v{challenger} is already {model}@{alias}; choose another version as challenger"
-            )
-        if key is not None:
-            sig = conn.execute(
-                select(model_versions.c.signature).where(
-                    and_(model_versions.c.model_id == mid, model_versions.c.number == int(champion))
-                )
-            ).scalar()
-            check_key(conn, model, key, json.loads(sig) if sig else None)
-        live = get_pointer(conn, DEPLOYMENT, model)
-        if live is not None:
-            raise AlreadyExists(
-                f"{model} already has a live deployment ({live[:8]}); `keel deploy stop {model}` or "
-                f"`keel deploy promote {model}` first"
-            )
-        did = uuid.uuid4().hex
-        now = time.time()
-        conn.execute(
-            deployments.insert().values(
-                id=did,
-                model_id=mid,
-                alias=alias,
-                challenger_version_id=int(row[0]),
-                mode=mode,
-                share=share,
-                sticky_key=key,
-                guardrails=json.dumps(rails.to_dict(), sort_keys=True),
-                outcome=json.dumps(outcome, sort_keys=True) if outcome else None,
-                message=message,
-                created_at=now,
-                created_by=actor(),
-            )
+    return ws.db.write(
+        lambda conn: start_in(
+            conn, model, challenger, mode=mode, share=share, key=key, guardrails=rails,
+            outcome=outcome, alias=alias, message=message,
         )
-        what = f"{mode} v{challenger}" + (f" at {share:g}" if mode != "shadow" else "")
-        move_pointer(
-            conn, DEPLOYMENT, model, did, message or f"start {what} beside v{champion}", "start"
-        )
-        return _load(conn, model, did)
+    )
 
-    return ws.db.write(txn)
+
+def start_in(
+    conn: Connection,
+    model: str,
+    challenger: int,
+    *,
+    mode: str,
+    share: float,
+    key: str | None,
+    guardrails: Guardrails,
+    outcome: dict[str, Any] | None,
+    alias: str,
+    message: str,
+) -> Deployment:
+    """:func:`start_deployment`'s records, checked values given, in the caller's transaction."""
+    rails = guardrails
+    mid = model_id(conn, model, lock=True)
+    row = conn.execute(
+        select(model_versions.c.id).where(
+            and_(model_versions.c.model_id == mid, model_versions.c.number == challenger)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"model {model} has no version v{challenger}")
+    champion = get_pointer(conn, _ALIAS, f"{model}@{alias}")
+    if champion is None:
+        raise InvalidInput(
+            f"{model}@{alias} points nowhere: promote a champion first (`keel models promote {model} N`)"
+        )
+    if int(champion) == challenger:
+        raise InvalidInput(
+            f"v{challenger} is already {model}@{alias}; choose another version as challenger"
+        )
+    if key is not None:
+        sig = conn.execute(
+            select(model_versions.c.signature).where(
+                and_(model_versions.c.model_id == mid, model_versions.c.number == int(champion))
+            )
+        ).scalar()
+        check_key(conn, model, key, json.loads(sig) if sig else None)
+    live = get_pointer(conn, DEPLOYMENT, model)
+    if live is not None:
+        raise AlreadyExists(
+            f"{model} already has a live deployment ({live[:8]}); `keel deploy stop {model}` or "
+            f"`keel deploy promote {model}` first"
+        )
+    did = uuid.uuid4().hex
+    now = time.time()
+    conn.execute(
+        deployments.insert().values(
+            id=did,
+            model_id=mid,
+            alias=alias,
+            challenger_version_id=int(row[0]),
+            mode=mode,
+            share=share,
+            sticky_key=key,
+            guardrails=json.dumps(rails.to_dict(), sort_keys=True),
+            outcome=json.dumps(outcome, sort_keys=True) if outcome else None,
+            message=message,
+            created_at=now,
+            created_by=actor(),
+        )
+    )
+    what = f"{mode} v{challenger}" + (f" at {share:g}" if mode != "shadow" else "")
+    move_pointer(
+        conn, DEPLOYMENT, model, did, message or f"start {what} beside v{champion}", "start"
+    )
+    return _load(conn, model, did)
+
 
 
 def current_deployment(ws: Workspace, model: str) -> Deployment | None:
@@ -228,37 +251,52 @@ def end_deployment(
     ``only`` names the deployment id that must still be live (a guardrail
     rolling back what it judged, not a newer one); returns None when it is not.
     """
+    return ws.db.write(lambda conn: end_in(conn, model, action=action, message=message, only=only))
 
-    def txn(conn: Connection) -> Event | None:
-        model_id(conn, model, lock=True)
-        live = get_pointer(conn, DEPLOYMENT, model)
-        if live is None:
-            if only is not None:
-                return None
-            raise InvalidInput(f"{model} has no live deployment")
-        if only is not None and live != only:
+
+def end_in(
+    conn: Connection, model: str, *, action: str = "stop", message: str = "", only: str | None = None
+) -> Event | None:
+    """:func:`end_deployment` in the caller's transaction."""
+    model_id(conn, model, lock=True)
+    live = get_pointer(conn, DEPLOYMENT, model)
+    if live is None:
+        if only is not None:
             return None
-        return move_pointer(conn, DEPLOYMENT, model, None, message or action, action)
-
-    return ws.db.write(txn)
+        raise InvalidInput(f"{model} has no live deployment")
+    if only is not None and live != only:
+        return None
+    return move_pointer(conn, DEPLOYMENT, model, None, message or action, action)
 
 
 def promote_challenger(ws: Workspace, model: str, message: str = "") -> list[Event]:
     """Move the alias to the live deployment's challenger and end the deployment, in one commit."""
-    from keel.registry.versions import promote
-
     live = current_deployment(ws, model)
     if live is None:
         raise InvalidInput(f"{model} has no live deployment to promote")
-    moved = promote(
+    return ws.db.write(lambda conn: promote_in(conn, ws, live, message))
+
+
+def promote_in(conn: Connection, ws: Workspace, live: Deployment, message: str = "") -> list[Event]:
+    """:func:`promote_challenger` of ``live`` in the caller's transaction: the alias moves and
+    the deployment ends together, or neither does."""
+    from keel.registry.versions import promote_in as move_alias
+
+    model_id(conn, live.model, lock=True)
+    if get_pointer(conn, DEPLOYMENT, live.model) != live.id:  # a guardrail ended it first
+        raise InvalidInput(
+            f"deployment {live.id[:8]} of {live.model} is no longer live: nothing promoted"
+        )
+    moved = move_alias(
+        conn,
         ws,
-        model,
+        live.model,
         live.challenger,
         message or f"promote challenger v{live.challenger} ({live.mode})",
         alias=live.alias,
     )
-    ended = end_deployment(
-        ws, model, action="promote", message=f"promoted v{live.challenger}", only=live.id
+    ended = end_in(
+        conn, live.model, action="promote", message=f"promoted v{live.challenger}", only=live.id
     )
     return moved + ([ended] if ended is not None else [])
 

@@ -135,14 +135,14 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "every": "duration",
         "new_data": "text",
         "window": "duration",
-        "cooldown": "duration",
+        "cooldown": "duration or 0",
     },
     "retrain": {"pipeline": "text", "params": "table", "executor": "text", "scheduler": "text"},
     "gate": {"data": "text", "policy": "text"},  # and the gate policy's own sections
     "rollout": {
         "steps": "fractions",
         "min_requests": "count",
-        "min_duration": "duration",
+        "min_duration": "duration or 0",
         "max_duration": "duration",
         "on_inconclusive": "text",
         "guardrails": "text or table",
@@ -155,6 +155,7 @@ _EXPECTED = {
     "bool": "true or false",
     "number": "a number",
     "duration": "a duration such as 90s, 10m, 6h, 7d",
+    "duration or 0": "a duration such as 90s, 10m, 6h, 7d, or 0",
     "text": "text",
     "table": "a table",
     "fractions": "a list of fractions, increasing, ending at 1.0",
@@ -184,9 +185,11 @@ def _typed(section: str, key: str, value: Any, kind: str, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise bad()
         return value
-    if kind == "duration":
+    if kind in ("duration", "duration or 0"):
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise bad()
+        if kind == "duration or 0" and (value == 0 or str(value).strip() in ("0", "0s")):
+            return 0.0
         try:
             return interval_seconds(value)
         except InvalidInput:

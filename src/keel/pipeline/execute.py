@@ -170,6 +170,7 @@ def run_pipeline(
     explain: bool = False,
     executor: str = "local",
     scheduler: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> PipelineRun:
     """Run ``pipe``, reusing cached steps: in this process, one step at a time
     (``executor="local"``), or as tasks on a Dask cluster (``"dask"``: the scheduler at
@@ -177,7 +178,8 @@ def run_pipeline(
     :mod:`keel.pipeline.cluster`).
 
     With ``explain``, nothing runs: each step says whether it would be reused, and if not,
-    which part of its key changed since the newest run of that step."""
+    which part of its key changed since the newest run of that step. ``tags`` go on the
+    pipeline's run (the loop names the attempt that started it)."""
     if executor not in EXECUTORS:
         raise InvalidInput(f"unknown executor {executor!r}: expected {' or '.join(EXECUTORS)}")
     if scheduler is not None and executor != "dask":
@@ -197,14 +199,19 @@ def run_pipeline(
         dask = Connection(scheduler)  # a scheduler that does not answer: nothing recorded
     where = executor if scheduler is None else f"{executor} {scheduler}"
     try:
-        return _run(ws, pipe, values, dask, where)
+        return _run(ws, pipe, values, dask, where, dict(tags or {}))
     finally:
         if dask is not None:
             dask.close()
 
 
 def _run(
-    ws: Workspace, pipe: Pipeline, values: dict[str, Any], dask: Any, where: str
+    ws: Workspace,
+    pipe: Pipeline,
+    values: dict[str, Any],
+    dask: Any,
+    where: str,
+    tags: dict[str, str],
 ) -> PipelineRun:
     from keel.track.run import start_run
 
@@ -215,7 +222,7 @@ def _run(
     parent = start_run(
         f"pipeline {pipe.name}",
         params={k: v for k, v in values.items() if _scalar(v)},
-        tags={"keel.pipeline": pipe.name, "keel.executor": where},
+        tags={**tags, "keel.pipeline": pipe.name, "keel.executor": where},
         workspace=ws,
     )
     failed: StepResult | None = None

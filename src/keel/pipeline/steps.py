@@ -87,6 +87,7 @@ class Pipeline:
         scheduler: str | None = None,
         workspace: Any = None,
         explain: bool = False,
+        tags: Mapping[str, str] | None = None,
     ) -> Any:
         """Run the pipeline (:func:`keel.pipeline.execute.run_pipeline`): ``executor`` is
         ``"local"`` or ``"dask"`` (on the scheduler at ``scheduler``, e.g.
@@ -101,6 +102,7 @@ class Pipeline:
             explain=explain,
             executor=executor,
             scheduler=scheduler,
+            tags=tags,
         )
 
     def inputs(self, s: Step) -> list[str]:

@@ -47,6 +47,7 @@ __all__ = [
     "model_id",
     "model_versions_of",
     "promote",
+    "promote_in",
     "record_model_version",
     "require_model",
     "resolve_model",
@@ -344,31 +345,34 @@ def promote(
 ) -> list[Event]:
     """Point ``alias`` (champion) at version ``number``; the version it left becomes ``previous``."""
     check_alias(alias)
+    return ws.db.write(lambda conn: promote_in(conn, ws, name, number, message, alias))
 
-    def txn(conn: Connection) -> list[Event]:
-        model_id(conn, name, lock=True)
-        _load_version(conn, ws, name, number)
-        before = get_pointer(conn, ALIAS, f"{name}@{alias}")
-        moved = []
-        event = move_pointer(
-            conn, ALIAS, f"{name}@{alias}", str(number), message or f"promote v{number}", "promote"
-        )
-        if event is not None:
-            moved.append(event)
-            if before is not None and alias == "champion":
-                prev = move_pointer(
-                    conn,
-                    ALIAS,
-                    f"{name}@previous",
-                    before,
-                    f"champion moved to v{number}",
-                    "promote",
-                )
-                if prev is not None:
-                    moved.append(prev)
-        return moved
 
-    return ws.db.write(txn)
+def promote_in(
+    conn: Connection, ws: Workspace, name: str, number: int, message: str = "", alias: str = "champion"
+) -> list[Event]:
+    """:func:`promote` in the caller's transaction (with what else must move with it)."""
+    model_id(conn, name, lock=True)
+    _load_version(conn, ws, name, number)
+    before = get_pointer(conn, ALIAS, f"{name}@{alias}")
+    moved = []
+    event = move_pointer(
+        conn, ALIAS, f"{name}@{alias}", str(number), message or f"promote v{number}", "promote"
+    )
+    if event is not None:
+        moved.append(event)
+        if before is not None and alias == "champion":
+            prev = move_pointer(
+                conn,
+                ALIAS,
+                f"{name}@previous",
+                before,
+                f"champion moved to v{number}",
+                "promote",
+            )
+            if prev is not None:
+                moved.append(prev)
+    return moved
 
 
 def _stack(moves: list[Event]) -> list[str]:

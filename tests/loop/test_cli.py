@@ -1,0 +1,116 @@
+"""`keel watch` as a user runs it: --once from a trigger to a promotion, status with the story,
+one line and exit 2 for each bad input (nothing recorded), and a second watcher told who
+holds the loop."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from keel.loop.state import acquire
+from keel.registry.versions import resolve_model
+from keel.store.db import loop_attempts, loop_events
+from keel.workspace import Workspace
+from tests.conftest import run_keel
+from tests.loop.world import MODEL, log_served, loop_world
+
+POLICY = """
+[trigger]
+drift = false
+every = "1s"
+cooldown = "1h"
+
+[retrain]
+pipeline = "pipeline.py:retrain"
+
+[rollout]
+steps = [1.0]
+"""
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Workspace:
+    ws = loop_world(tmp_path)
+    (tmp_path / "loop.toml").write_text(POLICY)
+    return ws
+
+
+def _env(ws: Workspace) -> dict[str, str]:
+    return {"KEEL_HOME": str(ws.root)}
+
+
+def _recorded(ws: Workspace) -> int:
+    with ws.db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(loop_attempts)).scalar_one()) + int(
+            conn.execute(select(func.count()).select_from(loop_events)).scalar_one()
+        )
+
+
+def test_once_retrains_gates_and_promotes_then_status_tells_the_story(
+    world: Workspace, tmp_path: Path
+) -> None:
+    log_served(world, 400, seed=7)
+    time.sleep(1.1)  # "every 1s" since the champion was registered
+    out = run_keel("watch", MODEL, "--policy", "loop.toml", "--once", "--json", cwd=tmp_path, env=_env(world))
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["attempt"]["state"] == "promoted" and doc["attempt"]["version"] == 3
+    assert [t["kind"] for t in doc["triggers"]] == ["every"] and doc["triggers"][0]["fired"]
+    assert resolve_model(world, f"{MODEL}@champion").number == 3
+    status = run_keel("watch", "status", MODEL, "--json", cwd=tmp_path, env=_env(world))
+    story = json.loads(status.stdout)["attempts"][0]
+    assert [e["kind"] for e in story["events"]] == ["trigger", "retrain", "retrain", "promote"]
+    text = run_keel("watch", "status", MODEL, cwd=tmp_path, env=_env(world))
+    assert text.returncode == 0 and "promoted" in text.stdout and "v3" in text.stdout
+    again = run_keel("watch", MODEL, "--policy", "loop.toml", "--once", cwd=tmp_path, env=_env(world))
+    assert again.returncode == 0 and "nothing started: cooling down" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (POLICY + "[gate]\nmetrc = 'auc'\n", "unknown key 'metrc' in [gate]"),
+        (POLICY.replace('every = "1s"', 'every = "often"'), "[trigger] every must be a duration"),
+        (POLICY.replace("pipeline.py:retrain", "pipeline.py:nope"), "has no pipeline named 'nope'"),
+        (POLICY.replace("pipeline.py:retrain", "nowhere.py:retrain"), "pipeline file"),
+    ],
+)
+def test_bad_policies_are_one_line_exit_2_and_record_nothing(
+    world: Workspace, tmp_path: Path, policy: str, expected: str
+) -> None:
+    (tmp_path / "bad.toml").write_text(policy)
+    out = run_keel("watch", MODEL, "--policy", "bad.toml", "--once", cwd=tmp_path, env=_env(world))
+    assert out.returncode == 2 and expected in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert _recorded(world) == 0
+
+
+def test_a_model_without_a_champion_or_a_pipeline_for_another_model_is_exit_2(
+    world: Workspace, tmp_path: Path
+) -> None:
+    out = run_keel("watch", "nomodel", "--policy", "loop.toml", "--once", cwd=tmp_path, env=_env(world))
+    assert out.returncode == 2 and "nomodel" in out.stderr
+    (tmp_path / "pipeline.py").write_text(
+        (tmp_path / "pipeline.py").read_text().replace('register="churn"', 'register="other"')
+    )
+    out = run_keel("watch", MODEL, "--policy", "loop.toml", "--once", cwd=tmp_path, env=_env(world))
+    assert out.returncode == 2 and "registers other, not churn" in out.stderr
+    assert _recorded(world) == 0
+
+
+def test_a_second_watcher_is_told_who_holds_the_loop(world: Workspace, tmp_path: Path) -> None:
+    acquire(world, MODEL, "elsewhere:42:abcd", seconds=60)
+    out = run_keel("watch", MODEL, "--policy", "loop.toml", "--once", cwd=tmp_path, env=_env(world))
+    assert out.returncode == 1
+    assert out.stderr.startswith("keel: error: the loop of churn is held by elsewhere:42:abcd")
+
+
+def test_resume_and_retry_with_nothing_to_act_on_are_exit_2(world: Workspace, tmp_path: Path) -> None:
+    out = run_keel("watch", "resume", MODEL, cwd=tmp_path, env=_env(world))
+    assert out.returncode == 2 and "churn has no paused attempt to act on" in out.stderr
+    out = run_keel("watch", "retry", MODEL, "--policy", "loop.toml", cwd=tmp_path, env=_env(world))
+    assert out.returncode == 2 and "no aborted attempt" in out.stderr
