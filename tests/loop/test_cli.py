@@ -53,6 +53,7 @@ def _recorded(ws: Workspace) -> int:
 def test_once_retrains_gates_and_promotes_then_status_tells_the_story(
     world: Workspace, tmp_path: Path
 ) -> None:
+    (tmp_path / "loop.toml").write_text(POLICY + '[alerts]\njsonl = "loop-alerts.jsonl"\n')
     log_served(world, 400, seed=7)
     time.sleep(1.1)  # "every 1s" since the champion was registered
     out = run_keel("watch", MODEL, "--policy", "loop.toml", "--once", "--json", cwd=tmp_path, env=_env(world))
@@ -61,6 +62,9 @@ def test_once_retrains_gates_and_promotes_then_status_tells_the_story(
     assert doc["attempt"]["state"] == "promoted" and doc["attempt"]["version"] == 3
     assert [t["kind"] for t in doc["triggers"]] == ["every"] and doc["triggers"][0]["fired"]
     assert resolve_model(world, f"{MODEL}@champion").number == 3
+    alerts = [json.loads(line) for line in (tmp_path / "loop-alerts.jsonl").read_text().splitlines()]
+    assert [(a["kind"], a["model"]) for a in alerts] == [("trigger", "churn"), ("promote", "churn")]
+    assert alerts[1]["message"] == "churn v3 promoted"
     status = run_keel("watch", "status", MODEL, "--json", cwd=tmp_path, env=_env(world))
     story = json.loads(status.stdout)["attempts"][0]
     assert [e["kind"] for e in story["events"]] == ["trigger", "retrain", "retrain", "promote"]

@@ -68,6 +68,17 @@ def test_two_processes_race_for_one_loop_and_one_wins(any_ws: Workspace) -> None
     assert all(o.startswith(("won", "held the loop of churn is held by")) for o in outs)
 
 
+def test_a_killed_holder_on_this_machine_is_replaced_at_once(any_ws: Workspace) -> None:
+    script = (
+        "import os, signal, sys, keel\n"
+        "from keel.loop.state import acquire\n"
+        "acquire(keel.connect(sys.argv[1]), 'churn', seconds=600)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(any_ws.root)], check=False, timeout=60)
+    assert acquire(any_ws, "churn").model == "churn"  # not 600 s later
+
+
 def test_one_attempt_per_trigger_id_per_active_attempt_and_per_cooldown(any_ws: Workspace) -> None:
     fired = {"kind": "drift", "message": "3 of 8 features drifted"}
     attempt, why = start_attempt(any_ws, "churn", "churn:v1|drift|100", fired, cooldown=0.3)

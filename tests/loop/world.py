@@ -50,8 +50,9 @@ retrain = pipeline("churn-retrain", [load, train, evaluate], register="churn", t
 '''
 
 
-def loop_world(root: Path) -> Workspace:
-    """churn@champion is v2, a model that learned the labels backwards; v1 is sound."""
+def loop_world(root: Path, db_url: str | None = None) -> Workspace:
+    """churn@champion is v2, a model that learned the labels backwards; v1 is sound. With
+    ``db_url`` the metadata store is that database (PostgreSQL)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -59,6 +60,9 @@ def loop_world(root: Path) -> Workspace:
 
     from keel.registry.versions import promote
 
+    if db_url is not None:
+        (root / "ws" / ".keel").mkdir(parents=True)
+        (root / "ws" / ".keel" / "config.toml").write_text(f'[metadata]\nurl = "{db_url}"\n')
     ws = build(root, n=2000)
     train = customers(2000, seed=1)
     encode = ColumnTransformer(

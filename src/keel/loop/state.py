@@ -2,7 +2,8 @@
 
 - A **lease** (``loop_leases``) lets one ``keel watch`` act for a model; another one
   sees who holds it (:class:`LoopHeld`). It expires unless renewed, so a killed
-  holder is replaced once its lease runs out.
+  holder is replaced once its lease runs out, or at once when it was a process on
+  this machine that is gone.
 - An **attempt** (``loop_attempts``) is one retraining, started by one trigger firing.
   Its trigger id is unique: evaluating the same firing again starts nothing. A model
   has at most one attempt that is not over, and none starts within the cooldown of
@@ -70,6 +71,21 @@ def holder_id() -> str:
     return f"{socket.gethostname()[:120]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _dead(holder: str) -> bool:
+    """Whether ``holder`` was a process on this machine that is gone (killed): its lease need
+    not be waited out."""
+    parts = holder.rsplit(":", 2)  # host, pid, token
+    if len(parts) != 3 or parts[0] != socket.gethostname()[:120] or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class Lease:
     model: str
@@ -85,7 +101,7 @@ def _upsert_lease(conn: Connection, model: str, holder: str, now: float, seconds
     row = conn.execute(
         select(loop_leases).where(loop_leases.c.model == model).with_for_update()
     ).first()
-    if row is not None and row.holder != holder and row.expires_at > now:
+    if row is not None and row.holder != holder and row.expires_at > now and not _dead(row.holder):
         return row  # someone else's, still alive
     if row is None:
         conn.execute(
