@@ -70,6 +70,19 @@ def test_once_retrains_gates_and_promotes_then_status_tells_the_story(
     assert [e["kind"] for e in story["events"]] == ["trigger", "retrain", "retrain", "promote"]
     text = run_keel("watch", "status", MODEL, cwd=tmp_path, env=_env(world))
     assert text.returncode == 0 and "promoted" in text.stdout and "v3" in text.stdout
+    # what served at a time: read from the event log
+    now = run_keel("lineage", "churn@champion", "--at", str(time.time()), "--json", cwd=tmp_path, env=_env(world))
+    at = json.loads(now.stdout)["at"]
+    assert at["version"] == "churn/v3" and at["attempt"]["state"] == "promoted"
+    assert at["attempt"]["gate"]["promote"] is True
+    assert [e["kind"] for e in at["attempt"]["events"]] == ["trigger", "retrain", "retrain", "promote"]
+    earlier = json.loads(
+        run_keel("lineage", "churn@champion", "--at", str(story["created_at"] - 0.5), "--json",
+                 cwd=tmp_path, env=_env(world)).stdout
+    )["at"]  # fmt: skip
+    assert earlier["version"] == "churn/v2" and earlier["attempt"] is None
+    shown = run_keel("lineage", "churn@champion", "--at", str(time.time()), cwd=tmp_path, env=_env(world))
+    assert "rolled out by keel watch" in shown.stdout and "churn/v3" in shown.stdout
     again = run_keel("watch", MODEL, "--policy", "loop.toml", "--once", cwd=tmp_path, env=_env(world))
     assert again.returncode == 0 and "nothing started: cooling down" in again.stdout
 
@@ -111,6 +124,21 @@ def test_a_second_watcher_is_told_who_holds_the_loop(world: Workspace, tmp_path:
     out = run_keel("watch", MODEL, "--policy", "loop.toml", "--once", cwd=tmp_path, env=_env(world))
     assert out.returncode == 1
     assert out.stderr.startswith("keel: error: the loop of churn is held by elsewhere:42:abcd")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["churn@champion", "--at", "yesterday"], "invalid --at 'yesterday'"),
+        (["churn@champion", "--at", "2001-01-01T00:00"], "churn@champion pointed nowhere at 2001-01-01"),
+        (["customers@v1", "--at", "2001-01-01T00:00"], "expected MODEL@ALIAS, not 'customers@v1'"),
+    ],
+)
+def test_lineage_at_bad_input_is_exit_2(
+    world: Workspace, tmp_path: Path, args: list[str], expected: str
+) -> None:
+    out = run_keel("lineage", *args, cwd=tmp_path, env=_env(world))
+    assert out.returncode == 2 and expected in out.stderr, out.stderr
 
 
 def test_resume_and_retry_with_nothing_to_act_on_are_exit_2(world: Workspace, tmp_path: Path) -> None:

@@ -185,18 +185,47 @@ def rollback_cmd(name: str, alias: str, message: str) -> None:
     click.echo(f"{name}@{alias}: v{event.from_target} -> v{event.to_target} (rolled back)")
 
 
+def _moment(text: str) -> float:
+    """``2026-12-01T12:00`` (local time unless it names a zone), or seconds since the epoch."""
+    from datetime import datetime
+
+    from keel.errors import InvalidInput
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise InvalidInput(
+            f"invalid --at {text!r}: expected a time such as 2026-12-01T12:00 or 2026-12-01 12:00:00+00:00"
+        ) from None
+
+
 @click.command("lineage")
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="Print the graph (nodes, edges) as JSON.")
-def lineage_cmd(ref: str, as_json: bool) -> None:
+@click.option(
+    "--at",
+    "at_text",
+    default=None,
+    metavar="TIME",
+    help="Read the alias REF (MODEL@ALIAS) as it was at TIME: what served, trained on what, "
+    "gated how, rolled out how.",
+)
+def lineage_cmd(ref: str, as_json: bool, at_text: str | None) -> None:
     """Where REF came from and what it fed: data -> run -> code -> environment -> model."""
     from keel.registry.lineage import lineage
     from keel.workspace import connect
 
-    graph = lineage(connect(), ref)
+    at = _moment(at_text) if at_text is not None else None
+    graph = lineage(connect(), ref, at=at)
     if as_json:
         emit_json(graph)
         return
+    if "at" in graph:
+        _say_at(graph["at"])
     nodes = {n["id"]: n for n in graph["nodes"]}
     incoming: dict[str, list[tuple[str, str]]] = {}
     outgoing: dict[str, list[tuple[str, str]]] = {}
@@ -234,3 +263,22 @@ def lineage_cmd(ref: str, as_json: bool) -> None:
 
     walk(root, 1, {root}, incoming)
     walk(root, 1, {root}, outgoing)
+
+
+def _say_at(info: dict[str, Any]) -> None:
+    import time
+
+    def when(ts: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+    click.echo(
+        f"{info['alias']} at {when(info['time'])}: {info['version']} "
+        f"(since {when(info['since'])}, {info['action']} by {info['by']}: {info['message']})"
+    )
+    attempt = info.get("attempt")
+    if attempt is None:
+        click.echo("  not rolled out by keel watch")
+        return
+    click.echo(f"  rolled out by keel watch, attempt {attempt['id'][:8]} (trigger {attempt['trigger_id']}):")
+    for e in attempt["events"]:
+        click.echo(f"    {when(e['at'])}  {e['kind']:<12} {e['message']}")

@@ -19,9 +19,15 @@ def _node(kind: str, ref: str, **attrs: Any) -> dict[str, Any]:
     return {"id": f"{kind}:{ref}", "kind": kind, "ref": ref, **attrs}
 
 
-def lineage(ws: Workspace, ref: str) -> dict[str, Any]:
+def lineage(ws: Workspace, ref: str, *, at: float | None = None) -> dict[str, Any]:
     """The graph around ``ref``: a model (``churn/v4``, ``churn@champion``, ``churn``) or a
-    dataset version (``churn@v3``). Returns {"root": id, "nodes": [...], "edges": [...]}."""
+    dataset version (``churn@v3``). Returns {"root": id, "nodes": [...], "edges": [...]}.
+
+    With ``at`` (a time), ``ref`` is an alias read from the event log as it was then: the
+    graph is its version's, with the alias move that put it there and the loop attempt
+    that rolled it out (its trigger, gate decision and rollout steps) under ``"at"``."""
+    if at is not None:
+        return _lineage_at(ws, ref, at)
     from keel.data.catalog import resolve, version_id
     from keel.errors import NotFound
     from keel.registry.versions import resolve_model
@@ -225,3 +231,99 @@ def evaluation_summary(text: str) -> dict[str, Any]:
     if isinstance(doc.get("promote"), str):
         doc["promote"] = doc["promote"].strip().lower() == "true"
     return doc
+
+
+def _lineage_at(ws: Workspace, ref: str, at: float) -> dict[str, Any]:
+    import json
+    import time
+
+    from keel.errors import InvalidInput, NotFound
+    from keel.registry.versions import alias_history
+    from keel.store.db import loop_attempts, loop_events
+
+    name, sep, alias = ref.partition("@")
+    if not sep or not alias or (alias.startswith("v") and alias[1:].isdigit()):
+        raise InvalidInput(f"--at reads an alias as it was: expected MODEL@ALIAS, not {ref!r}")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+    move = next(
+        (e for e in alias_history(ws, name) if e.name == f"{name}@{alias}" and e.at <= at), None
+    )
+    if move is None or move.to_target is None:
+        raise NotFound(f"{ref} pointed nowhere at {when}")
+    number = int(move.to_target)
+    graph = lineage(ws, f"{name}/v{number}")
+    root = graph["root"]
+    moved = {
+        "id": f"alias move:{move.id}",
+        "kind": "alias move",
+        "ref": f"{ref} -> v{number}",
+        "at": move.at,
+        "by": move.actor,
+        "action": move.action,
+        "message": move.message,
+    }
+    graph["nodes"].append(moved)
+    graph["edges"].append({"from": moved["id"], "to": root, "relation": "pointed at"})
+    with ws.db.read() as conn:
+        attempt = conn.execute(
+            select(loop_attempts)
+            .where(
+                and_(
+                    loop_attempts.c.model == name,
+                    loop_attempts.c.version == number,
+                    loop_attempts.c.created_at <= at,
+                )
+            )
+            .order_by(loop_attempts.c.created_at.desc())
+            .limit(1)
+        ).first()
+        story = (
+            conn.execute(
+                select(loop_events)
+                .where(loop_events.c.attempt_id == attempt.id)
+                .order_by(loop_events.c.id)
+            ).all()
+            if attempt is not None
+            else []
+        )
+    info: dict[str, Any] = {
+        "time": at,
+        "alias": ref,
+        "version": f"{name}/v{number}",
+        "since": move.at,
+        "by": move.actor,
+        "action": move.action,
+        "message": move.message,
+        "attempt": None,
+    }
+    if attempt is not None:
+        events = [
+            {
+                "at": e.at,
+                "kind": e.kind,
+                "state": e.state,
+                "message": e.message,
+                "evidence": json.loads(e.evidence),
+            }
+            for e in story
+        ]
+        gate = next((e for e in events if e["kind"] == "gate" or "promote" in e["evidence"]), None)
+        info["attempt"] = {
+            "id": attempt.id,
+            "trigger_id": attempt.trigger_id,
+            "trigger": json.loads(attempt.trigger),
+            "state": attempt.state,
+            "gate": gate["evidence"] if gate is not None else None,
+            "events": events,
+        }
+        node = {
+            "id": f"loop attempt:{attempt.id[:8]}",
+            "kind": "loop attempt",
+            "ref": attempt.id[:8],
+            "trigger": attempt.trigger_id,
+            "state": attempt.state,
+        }
+        graph["nodes"].append(node)
+        graph["edges"].append({"from": node["id"], "to": root, "relation": "rolled out"})
+    graph["at"] = info
+    return graph
