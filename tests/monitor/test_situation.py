@@ -172,7 +172,7 @@ def test_the_text_table_and_the_page_print_each_columns_notes(tmp_path: Path) ->
 
 
 def _churn(tmp_path: Path, name: str, seed: int) -> Path:
-    from keel.cli.quickstart import _churn_table
+    from keel.cli.quickstart.data import churn_table as _churn_table
 
     path = tmp_path / name
     _churn_table(path, 5000, seed)
