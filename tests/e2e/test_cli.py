@@ -151,6 +151,14 @@ def test_quickstart_runs_the_narrated_lifecycle(tmp_path):
         "train finished, evaluate finished",
         "again, nothing changed: 4 of 4 steps reused",
         "would rerun train: changed: params: lr",
+        "trigger   drift on the served window of v",
+        "the gate passed v",
+        "passed (",
+        "churn@champion is now churn/v",
+        "rollback  v",
+        "guardrail: challenger p99 latency",
+        "rolled_back in",
+        "-> promoted",
     ):
         assert phrase in result.stdout, phrase
     assert "PROMOTE" in result.stdout or "REJECT" in result.stdout

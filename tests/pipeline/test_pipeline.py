@@ -327,3 +327,27 @@ def test_a_pipeline_and_its_cache_on_postgresql(pg_ws: Workspace, flows: Any) ->
     assert first.status == again.status == "finished" and mod.CALLS == []
     assert set(_statuses(again).values()) == {"cached"}
     assert again.output("report") == {"rows": 6, "weight": 3.0}
+
+
+def test_the_data_a_step_used_becomes_the_registered_models_training_data(
+    ws: Workspace, flows: Any, tmp_path: Path
+) -> None:
+    import keel
+    from keel.registry.lineage import lineage
+    from keel.track.records import get_run
+
+    frame = __import__("sklearn.datasets", fromlist=["x"]).load_breast_cancer(as_frame=True).frame
+    frame.to_csv(tmp_path / "cancer.csv", index=False)
+    keel.data.add(tmp_path / "cancer.csv", name="cancer", workspace=ws)
+    source = TRAIN.replace(
+        "def load():\n    return load_breast_cancer(as_frame=True).frame",
+        "def load(data: str = 'cancer@v1'):\n    import keel\n"
+        "    return keel.active_run().use(data).to_pandas()",
+    )
+    result = flows(source).retrain.run(workspace=ws)
+    assert result.status == "finished", result.error
+    assert [i["ref"] for i in get_run(ws, result.run).inputs] == ["cancer@v1"]
+    graph = lineage(ws, result.model)
+    assert "dataset:cancer@v1" in {n["id"] for n in graph["nodes"]}
+    again = flows(source).retrain.run(params={"c": 0.5}, workspace=ws)  # load reused: still named
+    assert [i["ref"] for i in get_run(ws, again.run).inputs] == ["cancer@v1"]

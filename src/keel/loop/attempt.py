@@ -140,8 +140,7 @@ def _gate_data(ws: Workspace, policy: LoopPolicy, model: str, now: float) -> tup
 
     if policy.gate.data != "recent":
         return policy.gate.data, _target(ws, model), policy.gate.data
-    since = now - max(policy.trigger.window, 86_400.0 * 7)
-    rows = join(model, since=since, workspace=ws)
+    rows = join(model, since=now - policy.trigger.window, workspace=ws)  # the judged window
     if len(rows):
         rows = rows[rows["served"].astype(bool) & rows["outcome"].notna()]
     inputs = [c for c in rows.columns if c.startswith("input_")]

@@ -332,6 +332,7 @@ def _register(
     )
     if metrics:
         parent.log_metrics({k: float(x) for k, x in metrics.items()})
+    _inherit_inputs(ws, parent.pk, [r.run for r in results if r.run])
     with ws.db.read() as conn:
         known = conn.execute(
             select(object_refs.c.label).where(
@@ -369,6 +370,39 @@ def _register(
         )
     )
     return str(mv.ref)
+
+
+def _inherit_inputs(ws: Workspace, parent_pk: int, step_runs: list[str]) -> None:
+    """The dataset versions the steps used (``run.use``) become inputs of the pipeline's run
+    too, the run that logs the model: its lineage, and the monitor's reference, say what
+    it was trained on."""
+    import time as clock
+
+    from sqlalchemy import select
+
+    from keel.store.db import run_inputs, runs
+
+    def txn(conn: Any) -> None:
+        pks = select(runs.c.pk).where(runs.c.id.in_(step_runs))
+        used = set(
+            conn.execute(
+                select(run_inputs.c.dataset_version_id).where(run_inputs.c.run_pk.in_(pks))
+            ).scalars()
+        )
+        have = set(
+            conn.execute(
+                select(run_inputs.c.dataset_version_id).where(run_inputs.c.run_pk == parent_pk)
+            ).scalars()
+        )
+        rows = [
+            {"run_pk": parent_pk, "dataset_version_id": vid, "used_at": clock.time()}
+            for vid in sorted(used - have)
+        ]
+        if rows:
+            conn.execute(run_inputs.insert(), rows)
+
+    if step_runs:
+        ws.db.write(txn)
 
 
 def _scalar(value: Any) -> bool:

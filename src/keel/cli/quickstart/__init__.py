@@ -63,6 +63,7 @@ def quickstart(directory: str, rows: int) -> None:
 
     from keel import data
     from keel.cli.quickstart.data import churn_table
+    from keel.cli.quickstart.loop import loop_chapter
     from keel.cli.quickstart.pipeline import pipeline_chapter
     from keel.cli.quickstart.serve import serving_chapter
     from keel.cli.quickstart.train import evaluation_chapter, registry_chapter, tracking_chapter
@@ -163,11 +164,13 @@ def quickstart(directory: str, rows: int) -> None:
     evaluation_chapter(step, con, ws, runs)
     serving_chapter(step, con, ws, runs)
     pipeline_chapter(step, con, ws, runs)
+    loop_chapter(step, con, ws, runs)
 
     con.print(
         f"\n[bold]Done in {time.perf_counter() - start:.1f} s.[/] Try: keel data log churn · "
         "keel runs list · keel runs show RUN --patch · keel run pipeline.py:retrain · "
         "keel models show churn · "
-        "keel lineage churn@champion · keel logs churn · keel deploy status churn"
+        "keel lineage churn@champion · keel logs churn · keel deploy status churn · "
+        "keel watch status churn"
     )
     ws.close()

@@ -25,7 +25,8 @@ from keel.pipeline import pipeline, step
 
 @step
 def load(data: str = "churn@v2"):
-    return keel.data.get(data).to_pandas()
+    used = keel.active_run().use(data)  # recorded: the model's lineage names its data
+    return used.to_pandas()[[*FEATURES, "churned"]]  # what the model takes
 
 
 @step

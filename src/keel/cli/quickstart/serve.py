@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from keel.workspace import Workspace
 
-__all__ = ["Client", "drift_chapter", "free_port", "serving_chapter"]
+__all__ = ["Client", "drift_chapter", "free_port", "serving_chapter", "start_server", "stop_server"]
 
 
 def free_port() -> int:
@@ -25,6 +25,45 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def start_server(port: int, *args: str) -> tuple[subprocess.Popen[str], float]:
+    """`keel serve churn` on 127.0.0.1:``port`` (the folder on its path: the model's class lives
+    in churn_model.py), answering /healthz; and when it was started."""
+    import os
+    import urllib.request
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "keel.cli.main", "serve", "churn", "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started = time.perf_counter()
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+            return server, started
+        except OSError:
+            if server.poll() is not None or time.perf_counter() - started > 60:
+                stop_server(server)
+                raise RuntimeError(
+                    f"keel serve did not start: {server.stderr.read() if server.stderr else ''}"
+                ) from None
+            time.sleep(0.05)
+
+
+def stop_server(server: subprocess.Popen[str]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 class Client:
@@ -109,7 +148,6 @@ def drift_chapter(
 def serving_chapter(
     say: Say, out: Console, ws: Workspace, runs: tuple[str, str] | None
 ) -> None:
-    import os
     import urllib.request
 
     import pyarrow.csv as pacsv
@@ -132,32 +170,8 @@ def serving_chapter(
         "to the model), and logs every prediction to Parquet under .keel/logs, off the request "
         "path.",
     )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
-    }
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "keel.cli.main", "serve", "churn"),
-            *("--port", str(port), "--extra-field", "customer_id"),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server, started = start_server(port, "--extra-field", "customer_id")
     try:
-        started = time.perf_counter()
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.perf_counter() - started > 60:
-                    raise RuntimeError(
-                        f"keel serve did not start: {server.stderr.read() if server.stderr else ''}"
-                    ) from None
-                time.sleep(0.05)
         out.print(f"  up in {time.perf_counter() - started:.1f} s")
         customers = pacsv.read_csv("data/customers.csv").to_pylist()
         features = ("tenure", "monthly_charges", "plan")
@@ -233,8 +247,4 @@ def serving_chapter(
         )
         drift_chapter(say, out, ws, client, customers)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
