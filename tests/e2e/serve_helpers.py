@@ -42,6 +42,19 @@ class Broken(keel.PythonModel):
         raise RuntimeError("the broken model refuses to predict")
 
 
+class Degrading(keel.PythonModel):
+    """A model that answers as ``inner`` does, and 40 ms later once the file ``flag`` exists
+    (a challenger that turns slow while it meets traffic: a latency guardrail's prey)."""
+
+    def __init__(self, inner: Any, flag: str) -> None:
+        self.inner, self.flag = inner, flag
+
+    def predict(self, inputs: Any) -> Any:
+        if os.path.exists(self.flag):
+            time.sleep(0.04)
+        return self.inner.predict(inputs)
+
+
 def training_frame(n: int = 400, seed: int = 0) -> Any:
     import numpy as np
     import pandas as pd

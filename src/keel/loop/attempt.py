@@ -273,6 +273,8 @@ def _step(
         return moved, None
     now = time.time() if now is None else now
     requests = verdict.requests.get("challenger", 0)
+    # a step passes only once the guardrails could have judged it
+    needed = max(policy.rollout.min_requests, dep.guardrails.min_requests or 0)
     elapsed = now - (attempt.step_started_at or now)
     share = steps[attempt.step]
     where = f"step {attempt.step + 1} of {len(steps)} at {share:g}"
@@ -283,7 +285,7 @@ def _step(
         "elapsed": elapsed,
         "test": test.to_dict() if test is not None else None,
     }
-    if requests >= policy.rollout.min_requests and elapsed >= policy.rollout.min_duration:
+    if requests >= needed and elapsed >= policy.rollout.min_duration:
         nxt = attempt.step + 1
         if steps[nxt] >= 1.0:
             return _promote(ws, attempt, dep, f"{where} passed ({requests:,} requests, no breach)", evidence, tell), None
@@ -303,8 +305,7 @@ def _step(
         ), None
     if elapsed >= policy.rollout.max_duration:
         why = (
-            f"{where} inconclusive after {elapsed:.0f} s: {requests:,} of "
-            f"{policy.rollout.min_requests:,} requests"
+            f"{where} inconclusive after {elapsed:.0f} s: {requests:,} of {needed:,} requests"
         )
         if policy.rollout.on_inconclusive == "pause":
             paused = move(ws, attempt, "paused", "inconclusive", f"{why}; paused (keel watch resume)", evidence)
@@ -317,8 +318,8 @@ def _step(
         tell("aborted", f"{model} v{version} rollout aborted", aborted.to_dict())
         return aborted, None
     needs = []
-    if requests < policy.rollout.min_requests:
-        needs.append(f"{requests:,} of {policy.rollout.min_requests:,} requests")
+    if requests < needed:
+        needs.append(f"{requests:,} of {needed:,} requests")
     if elapsed < policy.rollout.min_duration:
         needs.append(f"{elapsed:.0f} of {policy.rollout.min_duration:.0f} s")
     return attempt, f"{where}: {', '.join(needs)}"
