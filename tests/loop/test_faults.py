@@ -32,6 +32,12 @@ cooldown = "1h"
 [retrain]
 pipeline = "pipeline.py:retrain"
 
+[gate.primary]
+metric = "accuracy"
+
+[gate.bootstrap]
+resamples = 100000           # a gate that takes a few seconds: time to be killed in
+
 [rollout]
 steps = [0.25, 0.5, 1.0]
 min_requests = 20
@@ -74,9 +80,12 @@ def _watch(root: Path, ws: Workspace) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def _state(ws: Workspace) -> str | None:
+def _state(ws: Workspace) -> tuple[str, int | None] | None:
     with ws.db.read() as conn:
-        return conn.execute(select(loop_attempts.c.state).order_by(loop_attempts.c.created_at.desc())).scalar()
+        row = conn.execute(
+            select(loop_attempts.c.state, loop_attempts.c.step).order_by(loop_attempts.c.created_at.desc())
+        ).first()
+    return None if row is None else (row.state, row.step)
 
 
 def test_killed_at_every_stage_then_restarted_ends_promoted_once(
@@ -86,14 +95,14 @@ def test_killed_at_every_stage_then_restarted_ends_promoted_once(
     traffic = threading.Thread(target=_canary_traffic, args=(world, stop), daemon=True)
     killed_in: list[str | None] = []
     try:
-        for stage in ("training", "rolling_out", "rolling_out"):
+        for stage in (("training", None), ("gating", None), ("rolling_out", 0), ("rolling_out", 1)):
             proc = _watch(tmp_path, world)
             deadline = time.monotonic() + 60
             while _state(world) != stage and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if stage == "rolling_out" and not traffic.is_alive():
+                time.sleep(0.02)
+            if stage[0] == "rolling_out" and not traffic.is_alive():
                 traffic.start()
-            time.sleep(0.3)
+            time.sleep(0.1)
             killed_in.append(_state(world))
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
@@ -105,7 +114,9 @@ def test_killed_at_every_stage_then_restarted_ends_promoted_once(
         stop.set()
         if traffic.is_alive():
             traffic.join()
-    assert "training" in killed_in and "rolling_out" in killed_in, killed_in
+    assert [k for k in killed_in if k is not None] == [
+        ("training", None), ("gating", None), ("rolling_out", 0), ("rolling_out", 1)
+    ], killed_in  # killed in each stage, and at each canary step
     attempts = attempts_of(world, MODEL)
     assert len(attempts) == 1 and attempts[0].state == "promoted"
     assert resolve_model(world, f"{MODEL}@champion").number == 3
