@@ -146,3 +146,46 @@ def test_resume_and_retry_with_nothing_to_act_on_are_exit_2(world: Workspace, tm
     assert out.returncode == 2 and "churn has no paused attempt to act on" in out.stderr
     out = run_keel("watch", "retry", MODEL, "--policy", "loop.toml", cwd=tmp_path, env=_env(world))
     assert out.returncode == 2 and "no aborted attempt" in out.stderr
+
+
+def test_an_inconclusive_canary_aborts_and_retry_needs_no_policy(world: Workspace, tmp_path: Path) -> None:
+    log_served(world, 400, seed=11)
+    (tmp_path / "loop.toml").write_text(
+        POLICY.replace("steps = [1.0]", 'steps = [0.5, 1.0]\nmin_requests = 1000\nmin_duration = "0"\n'
+                       'max_duration = "1s"\non_inconclusive = "rollback"')
+    )  # fmt: skip
+    time.sleep(1.1)
+    out = run_keel("watch", MODEL, "--policy", "loop.toml", "--once", "--poll", "0.2s", cwd=tmp_path, env=_env(world))
+    assert out.returncode == 1 and "aborted" in out.stdout, out.stdout + out.stderr
+    retried = run_keel("watch", "retry", MODEL, cwd=tmp_path / "..", env=_env(world))  # elsewhere
+    assert retried.returncode == 0, retried.stderr
+    assert "canary of v3 started again" in retried.stdout
+    doc = json.loads(run_keel("watch", "status", MODEL, "--json", cwd=tmp_path, env=_env(world)).stdout)
+    assert doc["attempts"][0]["state"] == "rolling_out"
+    assert [e["kind"] for e in doc["attempts"][0]["events"]][-2:] == ["inconclusive", "rollout"]
+
+
+def test_without_once_the_loop_keeps_watching(world: Workspace, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from tests.conftest import KEEL
+
+    log_served(world, 400, seed=13)
+    proc = subprocess.Popen(
+        [KEEL, "watch", MODEL, "--policy", "loop.toml", "--interval", "0.5s"],
+        cwd=tmp_path, env={**os.environ, **_env(world)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while resolve_model(world, f"{MODEL}@champion").number != 3 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        assert resolve_model(world, f"{MODEL}@champion").number == 3  # it looked again, and acted
+        time.sleep(1.0)
+        assert proc.poll() is None  # and goes on watching
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert acquire(world, MODEL, "next:1:x").holder == "next:1:x"  # its lease is not in the way

@@ -155,14 +155,23 @@ def resume_cmd(model: str) -> None:
 
 @watch_cmd.command("retry")
 @click.argument("model")
-@click.option("--policy", "policy_path", required=True, metavar="FILE", help="The loop policy (TOML).")
-def retry_cmd(model: str, policy_path: str) -> None:
+@click.option(
+    "--policy",
+    "policy_path",
+    default=None,
+    metavar="FILE",
+    help="The loop policy (TOML); default: the file the attempt was started with.",
+)
+def retry_cmd(model: str, policy_path: str | None) -> None:
     """Start MODEL's aborted rollout again from its first step."""
     from keel.loop.attempt import retry
     from keel.loop.policy import load_policy
     from keel.workspace import connect
 
     ws = connect()
-    policy = load_policy(policy_path, check_pipeline=False)
-    moved = retry(ws, policy, _latest(ws, model, "aborted"))
+    attempt = _latest(ws, model, "aborted")
+    path = policy_path or attempt.trigger.get("policy")
+    if not path:
+        raise InvalidInput(f"attempt {attempt.id[:8]} recorded no policy file: give --policy FILE")
+    moved = retry(ws, load_policy(path, check_pipeline=False), attempt)
     click.echo(f"attempt {moved.id[:8]} of {model}: canary of v{moved.version} started again")

@@ -44,7 +44,7 @@ from __future__ import annotations
 import itertools
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,7 @@ class LoopPolicy:
     rollout: Rollout
     alerts: Alerts
     source: str = "policy"
+    path: str | None = None  # the file it was read from, absolute
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -370,4 +371,5 @@ def load_policy(path: str | Path, *, check_pipeline: bool = True) -> LoopPolicy:
         raise LoopPolicyError(f"loop policy {p} is not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LoopPolicyError(f"loop policy {p} cannot be read: {exc}") from None
-    return parse_policy(doc, base=p.resolve().parent, source=str(p), check_pipeline=check_pipeline)
+    policy = parse_policy(doc, base=p.resolve().parent, source=str(p), check_pipeline=check_pipeline)
+    return replace(policy, path=str(p.resolve()))

@@ -138,36 +138,39 @@ def _min_value(
     )
     bucket = _bucket(now, window)
     trigger_id = f"{model}|min_value|v{version}|{bucket}"
-    if arm is not None and arm.outcomes >= MIN_OUTCOMES and arm.metric_value is not None:
-        evidence = {
-            "realized": arm.metric_value,
-            "metric": arm.metric,
-            "outcomes": arm.outcomes,
-            "interval": list(arm.metric_interval) if arm.metric_interval else None,
-            "bound": bound,
-            "version": version,
-        }
-        what = f"realized {arm.metric} {arm.metric_value:.4g} on {arm.outcomes:,} outcomes"
-        if arm.metric_value < bound:
+
+    def judged(value: float, what: str, evidence: dict[str, Any]) -> TriggerLook:
+        evidence.update(bound=bound, version=version)
+        if value < bound:
             return TriggerLook("min_value", True, f"{what}, below {bound:g}", evidence, trigger_id)
         return TriggerLook("min_value", False, f"{what}, at or above {bound:g}", evidence)
+
+    if arm is not None and arm.outcomes >= MIN_OUTCOMES and arm.metric_value is not None:
+        return judged(
+            arm.metric_value,
+            f"realized {arm.metric} {arm.metric_value:.4g} on {arm.outcomes:,} outcomes",
+            {
+                "realized": arm.metric_value,
+                "metric": arm.metric,
+                "outcomes": arm.outcomes,
+                "interval": list(arm.metric_interval) if arm.metric_interval else None,
+            },
+        )
     outcomes = arm.outcomes if arm is not None else 0
     report = None if isinstance(drift_result, KeelError) else getattr(drift_result, "report", None)
     estimate = getattr(report, "estimated_performance", None)
     if matrix is None and estimate is not None and estimate.trustworthy:
-        evidence = {
-            "estimated": estimate.accuracy,
-            "metric": "accuracy",
-            "method": "cbpe",
-            "interval": list(estimate.accuracy_interval),
-            "outcomes": outcomes,
-            "bound": bound,
-            "version": version,
-        }
-        what = f"estimated accuracy {estimate.accuracy:.4g} (CBPE; {outcomes:,} outcomes joined)"
-        if estimate.accuracy < bound:
-            return TriggerLook("min_value", True, f"{what}, below {bound:g}", evidence, trigger_id)
-        return TriggerLook("min_value", False, f"{what}, at or above {bound:g}", evidence)
+        return judged(
+            estimate.accuracy,
+            f"estimated accuracy {estimate.accuracy:.4g} (CBPE; {outcomes:,} outcomes joined)",
+            {
+                "estimated": estimate.accuracy,
+                "metric": "accuracy",
+                "method": "cbpe",
+                "interval": list(estimate.accuracy_interval),
+                "outcomes": outcomes,
+            },
+        )
     return TriggerLook(
         "min_value",
         False,

@@ -104,7 +104,11 @@ def tick(
         for fired in (x for x in result.looks if x.fired):
             assert fired.trigger_id is not None
             attempt, why = start_attempt(
-                ws, model, fired.trigger_id, fired.to_dict(), cooldown=policy.trigger.cooldown
+                ws,
+                model,
+                fired.trigger_id,
+                {**fired.to_dict(), "policy": policy.path},  # what a retry reads again
+                cooldown=policy.trigger.cooldown,
             )
             if attempt is not None:
                 result.started = attempt
