@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from keel.store.logs import LogLake
     from keel.store.objects import ObjectStore, StatCache
 
-__all__ = ["Workspace", "connect", "init"]
+__all__ = ["Workspace", "connect", "exclude_from_git", "init"]
 
 _CONFIG_TEMPLATE = """\
 # keel workspace settings. Uncomment to grow past one machine.
@@ -41,6 +41,7 @@ class Workspace:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.root = settings.root
+        self.git_exclude: dict[str, str] | None = None  # what init did to .git/info/exclude
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
@@ -107,8 +108,12 @@ class Workspace:
             self.stat_cache.close()
 
 
-def init(path: str | os.PathLike[str] = ".") -> Workspace:
-    """Create a workspace in ``path`` (idempotent) and migrate its metadata store."""
+def init(path: str | os.PathLike[str] = ".", *, git_exclude: bool = True) -> Workspace:
+    """Create a workspace in ``path`` (idempotent) and migrate its metadata store.
+
+    Inside a git repository, ``.keel/`` is added to the repository's ``info/exclude``
+    (``git_exclude``), so ``git add -A`` never stages the metadata store and the
+    objects; :func:`exclude_from_git` says how that went."""
     root = Path(path).expanduser().resolve()
     if root.exists() and not root.is_dir():
         raise BadPath(f"cannot make a workspace in {root}: it is a file, expected a folder")
@@ -122,7 +127,51 @@ def init(path: str | os.PathLike[str] = ".") -> Workspace:
         os.replace(tmp, cfg)
     ws = Workspace(load_settings(root))
     ws.db  # noqa: B018 - creates and migrates the metadata store now
+    if git_exclude:
+        ws.git_exclude = exclude_from_git(root)
     return ws
+
+
+def _git_dirs(start: Path) -> tuple[Path, Path] | None:
+    """The top of the git work tree ``start`` is in, and the folder holding its
+    ``info/exclude`` (the common git folder of a worktree); None outside a repository."""
+    for top in (start, *start.parents):
+        dot = top / ".git"
+        if dot.is_dir():
+            return top, dot
+        if dot.is_file():  # a worktree or a submodule: "gitdir: PATH"
+            text = dot.read_text(errors="replace").strip()
+            if not text.startswith("gitdir:"):
+                return None
+            gitdir = (top / text.split(":", 1)[1].strip()).resolve()
+            common = gitdir / "commondir"
+            if common.is_file():
+                gitdir = (gitdir / common.read_text().strip()).resolve()
+            return top, gitdir
+    return None
+
+
+def exclude_from_git(root: Path) -> dict[str, str] | None:
+    """Add ``.keel/`` under ``root`` to its git repository's ``info/exclude`` (kept local:
+    the file is not versioned); None outside a repository. ``{"status": "added" |
+    "present" | "failed", "file": ..., "line": ...}``; on failure, the line to add."""
+    found = _git_dirs(root)
+    if found is None:
+        return None
+    top, gitdir = found
+    rel = root.relative_to(top).as_posix()
+    line = f"/{rel}/{KEEL_DIR}/" if rel != "." else f"/{KEEL_DIR}/"
+    exclude = gitdir / "info" / "exclude"
+    try:
+        text = exclude.read_text() if exclude.exists() else ""
+        if line in (x.strip() for x in text.splitlines()):
+            return {"status": "present", "file": str(exclude), "line": line}
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        with exclude.open("a", encoding="utf-8") as fh:
+            fh.write(("\n" if text and not text.endswith("\n") else "") + f"{line}\n")
+    except OSError:
+        return {"status": "failed", "file": str(exclude), "line": line}
+    return {"status": "added", "file": str(exclude), "line": line}
 
 
 _OPEN: dict[tuple[Path, str, str], Workspace] = {}

@@ -21,6 +21,7 @@ def init_cmd(path: str, as_json: bool) -> None:
 
     existed = Path(path, KEEL_DIR).is_dir()
     ws = init(path)
+    git = ws.git_exclude
     if as_json:
         emit_json(
             {
@@ -28,12 +29,18 @@ def init_cmd(path: str, as_json: bool) -> None:
                 "created": not existed,
                 "metadata": ws.settings.db_url,
                 "objects": ws.settings.store_url,
+                "git_exclude": git,
             }
         )
-    elif existed:
+        return
+    if existed:
         click.echo(f"workspace already here: {ws.root / KEEL_DIR} (nothing changed)")
     else:
         click.echo(f"created workspace {ws.root / KEEL_DIR}")
+    if git is not None and git["status"] == "added":
+        click.echo(f"kept out of git: {git['line']} added to {git['file']}")
+    elif git is not None and git["status"] == "failed":
+        click.echo(f"keep it out of git: add the line {git['line']} to {git['file']} (keel could not)")
 
 
 @click.command("verify")

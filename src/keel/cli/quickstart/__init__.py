@@ -84,7 +84,7 @@ def quickstart(directory: str, rows: int) -> None:
         "`keel init` makes .keel/: a SQLite metadata store (WAL) and a "
         "content-addressed object folder. No server.",
     )
-    ws = init(".")
+    ws = init(".", git_exclude=False)  # its own repository comes later, with a .gitignore
     con.print(f"  workspace: {ws.root / '.keel'}")
 
     step(
