@@ -138,12 +138,13 @@ def end_run(status: str = "finished") -> None:
     require_active().end(status)
 
 
-def get_run(ref: str, *, workspace: Workspace | None = None) -> RunRecord:
-    """Read a run back by id, id prefix or name: params, metrics, inputs, code, environment."""
+def get_run(ref: str, *, workspace: Workspace | None = None, latest: bool = False) -> RunRecord:
+    """Read a run back by id, id prefix or name: params, metrics, inputs, code, environment.
+    A name several runs carry is bad input naming them, unless ``latest`` (the newest)."""
     from keel.track.records import get_run as _get
     from keel.workspace import connect
 
-    return _get(workspace or connect(), ref)
+    return _get(workspace or connect(), ref, latest=latest)
 
 
 def search_runs(

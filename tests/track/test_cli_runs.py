@@ -206,8 +206,29 @@ def test_ambiguous_prefix_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         keel.start_run(name=name, workspace=ws, capture_code=False).end()
     monkeypatch.undo()
     line = one_error_line(run_keel("runs", "show", "abcd", cwd=ws.root), 2)
-    assert "ambiguous" in line
+    assert "ambiguous: 2 runs start with it (abcd1, abcd2); give at least 5 characters" in line
     assert keel_ok("runs", "show", "abcd2", "--json", cwd=ws.root)["name"] == "two"
+    short = one_error_line(run_keel("runs", "show", "ab", cwd=ws.root), 2)
+    assert "run id prefixes need at least 4 characters ('ab' is 2)" in short
+    ws.close()
+
+
+def test_a_name_several_runs_carry_is_exit_2_naming_them_unless_latest(tmp_path: Path) -> None:
+    ws = keel.init(tmp_path / "ws")
+    first = keel.start_run(name="gbm", workspace=ws, capture_code=False)
+    first.end()
+    second = keel.start_run(name="gbm", workspace=ws, capture_code=False)
+    second.end()
+    line = one_error_line(run_keel("runs", "show", "gbm", cwd=ws.root), 2)
+    assert line.startswith("keel: error: run name 'gbm' names 2 runs, newest first: ")
+    assert line.index(second.id[:8]) < line.index(first.id[:8])
+    assert line.endswith("give an id, or --latest for the newest")
+    assert keel_ok("runs", "show", "gbm", "--latest", "--json", cwd=ws.root)["id"] == second.id
+    with pytest.raises(keel.errors.InvalidInput, match="names 2 runs"):
+        keel.get_run("gbm", workspace=ws)
+    assert keel.get_run("gbm", workspace=ws, latest=True).id == second.id
+    refused = one_error_line(run_keel("reproduce", "gbm", cwd=ws.root), 2)
+    assert "names 2 runs" in refused
     ws.close()
 
 

@@ -78,12 +78,13 @@ def list_cmd(filter_: str | None, sort: str | None, limit: int, offset: int, as_
 @click.argument("run")
 @click.option("--patch", is_flag=True, help="Print the recorded uncommitted diff.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
-def show_cmd(run: str, patch: bool, as_json: bool) -> None:
+@click.option("--latest", is_flag=True, help="When several runs carry the name RUN, the newest.")
+def show_cmd(run: str, patch: bool, as_json: bool, latest: bool) -> None:
     """One run: params, last and best metrics, inputs, code, environment, artifacts, status."""
     from keel.track.records import get_run
     from keel.workspace import connect
 
-    rec = get_run(connect(), run)
+    rec = get_run(connect(), run, latest=latest)
     if patch:
         data = rec.patch()
         if data is None:
@@ -173,12 +174,13 @@ def compare_cmd(run_refs: tuple[str, ...], show_all: bool, as_json: bool) -> Non
 @click.argument("run")
 @click.argument("key")
 @click.option("--json", "as_json", is_flag=True, help="Print the history as JSON.")
-def metrics_cmd(run: str, key: str, as_json: bool) -> None:
+@click.option("--latest", is_flag=True, help="When several runs carry the name RUN, the newest.")
+def metrics_cmd(run: str, key: str, as_json: bool, latest: bool) -> None:
     """The whole history of one metric: step, time, value."""
     from keel.track.records import get_run
     from keel.workspace import connect
 
-    history = get_run(connect(), run).history(key)
+    history = get_run(connect(), run, latest=latest).history(key)
     if as_json:
         emit_json(history.to_dict())
         return
@@ -201,14 +203,20 @@ def metrics_cmd(run: str, key: str, as_json: bool) -> None:
 )
 @click.option("--keep", is_flag=True, help="Keep the temporary checkout.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def reproduce_cmd(run: str, tolerance: float, keep: bool, as_json: bool) -> None:
+@click.option("--latest", is_flag=True, help="When several runs carry the name RUN, the newest.")
+def reproduce_cmd(run: str, tolerance: float, keep: bool, as_json: bool, latest: bool) -> None:
     """Re-run RUN from its record (code, patch, data) and compare; exit 1 if it differs."""
     from keel.track.reproduce import reproduce
     from keel.workspace import connect
 
     # The training output goes to stderr with --json, so stdout stays machine-readable.
     result = reproduce(
-        connect(), run, tolerance=tolerance, keep=keep, output=sys.stderr if as_json else None
+        connect(),
+        run,
+        tolerance=tolerance,
+        keep=keep,
+        output=sys.stderr if as_json else None,
+        latest=latest,
     )
     if as_json:
         emit_json(result.to_dict())

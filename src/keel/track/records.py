@@ -197,28 +197,63 @@ def mark_crashed(conn: Connection, now: float | None = None) -> int:
     return int(result.rowcount or 0)
 
 
-def resolve_run(conn: Connection, ref: str) -> Any:
-    """The runs row for a full id, an id prefix (at least 4 characters) or a unique name."""
+def resolve_run(conn: Connection, ref: str, *, latest: bool = False) -> Any:
+    """The runs row for a full id, an id prefix (at least 4 characters) or a name.
+
+    A name that more than one run carries is bad input naming them (id, start, whether a
+    reproduction), unless ``latest`` picks the newest."""
     text = ref.strip()
     if not text:
         raise BadRef("empty run reference: expected a run id, an id prefix or a run name")
-    if len(text) >= 4 and all(c in "0123456789abcdef" for c in text):
+    hexadecimal = all(c in "0123456789abcdef" for c in text)
+    if len(text) >= 4 and hexadecimal:
         rows = conn.execute(
-            select(runs).where(runs.c.id.startswith(text, autoescape=True)).limit(2)
+            select(runs.c.id).where(runs.c.id.startswith(text, autoescape=True)).limit(20)
         ).all()
         if len(rows) == 1:
-            return rows[0]
+            return conn.execute(select(runs).where(runs.c.id == rows[0].id)).one()
         if len(rows) > 1:
-            raise BadRef(f"run id prefix {text!r} is ambiguous; give more characters")
+            ids = sorted(r.id for r in rows)
+            need = 1 + max(_common(a, b) for a, b in itertools.pairwise(ids))
+            raise BadRef(
+                f"run id prefix {text!r} is ambiguous: {len(ids)}{'+' if len(ids) == 20 else ''} "
+                f"runs start with it ({', '.join(i[:need] for i in ids[:5])}"
+                f"{', ...' if len(ids) > 5 else ''}); give at least {need} characters"
+            )
     rows = conn.execute(
-        select(runs).where(runs.c.name == text).order_by(runs.c.created_at.desc()).limit(2)
+        select(runs).where(runs.c.name == text).order_by(runs.c.created_at.desc()).limit(11)
     ).all()
     if not rows:
-        raise NotFound(
-            f"no run {text!r}: expected a run id, an id prefix or a run name "
-            "(`keel runs list` shows them)"
+        short = hexadecimal and conn.execute(
+            select(runs.c.id).where(runs.c.id.startswith(text, autoescape=True)).limit(1)
+        ).first()
+        hint = (
+            f"; run id prefixes need at least 4 characters ({text!r} is {len(text)})"
+            if short
+            else " (`keel runs list` shows them)"
         )
-    return rows[0]  # a name used twice means its newest run
+        raise NotFound(f"no run {text!r}: expected a run id, an id prefix or a run name{hint}")
+    if len(rows) > 1 and not latest:
+        import time
+
+        listed = "; ".join(
+            f"{r.id[:8]} ({time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(r.created_at))}"
+            f"{', a reproduction of ' + r.reproduction_of[:8] if r.reproduction_of else ''})"
+            for r in rows[:10]
+        )
+        raise BadRef(
+            f"run name {text!r} names {len(rows)}{'+' if len(rows) > 10 else ''} runs, newest "
+            f"first: {listed}; give an id, or --latest for the newest"
+        )
+    return rows[0]
+
+
+def _common(a: str, b: str) -> int:
+    """How many leading characters ``a`` and ``b`` share."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def _load(conn: Connection, row: Any, ws: Workspace) -> RunRecord:
@@ -297,11 +332,14 @@ def _load(conn: Connection, row: Any, ws: Workspace) -> RunRecord:
     )
 
 
-def get_run(ws: Workspace, ref: str) -> RunRecord:
-    """Read a run back: params, metrics, inputs, code, environment, artifacts, status."""
+def get_run(ws: Workspace, ref: str, *, latest: bool = False) -> RunRecord:
+    """Read a run back: params, metrics, inputs, code, environment, artifacts, status.
+
+    ``ref`` is an id, an id prefix or a name; a name several runs carry is bad input
+    unless ``latest`` (the newest of them)."""
     ws.db.write(lambda conn: mark_crashed(conn))
     with ws.db.read() as conn:
-        return _load(conn, resolve_run(conn, ref), ws)
+        return _load(conn, resolve_run(conn, ref, latest=latest), ws)
 
 
 def metric_history(ws: Workspace, run: RunRecord, key: str) -> MetricHistory:

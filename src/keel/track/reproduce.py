@@ -239,13 +239,15 @@ def reproduce(
     keep: bool = False,
     output: IO[str] | int | None = None,
     timeout: float | None = None,
+    latest: bool = False,
 ) -> Reproduction:
-    """Re-run ``ref`` from its record and compare. Raises CannotReproduce when something is gone."""
+    """Re-run ``ref`` from its record and compare. Raises CannotReproduce when something is gone.
+    A name several runs carry is bad input unless ``latest``."""
     from keel.track.capture import capture_environment, environment_differences
 
     if not (0 <= tolerance < 1):
         raise InvalidInput(f"invalid tolerance {tolerance}: expected a number from 0 up to 1")
-    rec = get_run(ws, ref)
+    rec = get_run(ws, ref, latest=latest)
     repo_root = _repository(rec)
     inputs = _check_inputs(ws, rec)
     env_diff = environment_differences(rec.environment or {}, capture_environment())
