@@ -83,13 +83,12 @@ def run_cmd(model: str, policy_path: str, once: bool, interval: str, poll: str, 
 
 
 def _check_registers(policy: Any, model: str) -> None:
-    from keel.pipeline.loading import load_pipeline
-
-    pipe = load_pipeline(policy.retrain.pipeline)
-    if pipe.register != model:
+    """The policy's pipeline must register MODEL (read when the policy imported it)."""
+    registers = policy.retrain.registers
+    if registers != model:
         raise InvalidInput(
-            f"{policy.source}: [retrain] pipeline {pipe.name} registers "
-            f"{pipe.register or 'nothing'}, not {model}: give it register=\"{model}\""
+            f"{policy.source}: [retrain] pipeline {policy.retrain.pipeline.rsplit('/', 1)[-1]} "
+            f"registers {registers or 'nothing'}, not {model}: give it register=\"{model}\""
         )
 
 

@@ -77,6 +77,7 @@ class Retrain:
     params: dict[str, Any] = field(default_factory=dict)
     executor: str = "local"
     scheduler: str | None = None
+    registers: str | None = None  # the model the pipeline registers (when it was imported)
 
 
 @dataclass(frozen=True)
@@ -284,6 +285,7 @@ def parse_policy(
         raise LoopPolicyError(f"{where}: [retrain] executor must be local or dask, not {executor!r}")
     if "scheduler" in retrain and executor != "dask":
         raise LoopPolicyError(f"{where}: [retrain] scheduler is for executor = \"dask\"")
+    registers = None
     if check_pipeline:
         from keel.pipeline.loading import load_pipeline
 
@@ -292,6 +294,7 @@ def parse_policy(
             pipe.resolve_params(retrain.get("params", {}))
         except InvalidInput as exc:
             raise LoopPolicyError(f"{where}: [retrain] {exc}") from None
+        registers = pipe.register
 
     raw = doc.get("gate", {})
     inline = {k: raw[k] for k in _GATE_POLICY if k in raw}
@@ -341,6 +344,7 @@ def parse_policy(
             params=dict(retrain.get("params", {})),
             executor=executor,
             scheduler=retrain.get("scheduler"),
+            registers=registers,
         ),
         gate=Gate(data=gate.get("data", "recent"), policy=gate_policy),
         rollout=Rollout(
