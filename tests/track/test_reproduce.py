@@ -50,6 +50,7 @@ with keel.start_run(name="train", params={"C": C}, seeds={"sklearn": 0}) as run:
     out.mkdir(exist_ok=True)
     (out / "coef.json").write_text(json.dumps(model.coef_.tolist()))
     run.log_artifact(out / "coef.json")
+    run.log_model(model, "clf", input_example=frame[["a", "b"]].head(3))
 print(run.id)
 """
 
@@ -134,7 +135,7 @@ def test_deterministic_sklearn_run_from_a_dirty_tree_is_identical(project: Proje
     proc = reproduce(p, original[:10], "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
-    assert result["verdict"] == "identical", result
+    assert result["verdict"] == "identical", (result["notes"], result["differences"])
     assert result["ok"] is True and result["differences"] == []
     assert result["original"] == original
     new = result["reproduction"]
@@ -152,6 +153,31 @@ def test_deterministic_sklearn_run_from_a_dirty_tree_is_identical(project: Proje
     assert (p.repo / "train.py").read_text() == TRAIN
     assert git(p.repo, "status", "--porcelain") == status_before
     assert len(git(p.repo, "worktree", "list").splitlines()) == 1
+
+    # the registry stays clean: the original registered clf/v1; the reproduction recorded
+    # the same model bytes with its run and registered nothing
+    [made] = rec["models"]
+    assert made["ref"] == "clf/v1" and made["registered"] is True
+    [remade] = again["models"]
+    assert remade["registered"] is False and remade["ref"] is None
+    assert remade["digest"] == made["digest"]
+    listed = keel_ok("models", "show", "clf", "--json", cwd=p.repo, env=p.env)
+    assert [v["version"] for v in listed["versions"]] == [1]
+    text = run_keel("runs", "show", new, cwd=p.repo, env=p.env)
+    assert "model: clf (recorded by this reproduction, not registered)" in text.stdout
+    assert "tag keel.model." not in text.stdout
+    assert "model: clf/v1" in run_keel("runs", "show", original, cwd=p.repo, env=p.env).stdout
+
+    # --register: the reproduction's model becomes a version linked to the reproduction
+    proc = reproduce(p, original, "--json", "--register")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    registered = json.loads(proc.stdout)
+    assert registered["verdict"] == "identical", registered
+    listed = keel_ok("models", "show", "clf", "--json", cwd=p.repo, env=p.env)
+    assert [(v["version"], v["run"]) for v in listed["versions"]] == [
+        (2, registered["reproduction"]),
+        (1, original),
+    ]
 
 
 def test_unseeded_run_differs_and_names_the_metric(project: Project) -> None:

@@ -29,7 +29,7 @@ COMMANDS = {
     ),
     "gc": ("keel.cli.workspace:gc_cmd", "Remove objects no record needs."),
     "runs": ("keel.cli.runs:runs", "Experiment runs: list, show, compare, metrics."),
-    "models": ("keel.cli.models:models", "Model registry: list, show, alias, promote, rollback."),
+    "models": ("keel.cli.models:models", "Model registry: list, show, alias, promote, rollback, archive."),
     "lineage": (
         "keel.cli.models:lineage_cmd",
         "Where a model or dataset version came from and what it fed.",

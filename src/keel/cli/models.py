@@ -13,10 +13,22 @@ __all__ = ["lineage_cmd", "models"]
 
 @click.group("models")
 def models() -> None:
-    """Model registry: list, show, alias, promote, rollback."""
+    """Model registry: list, show, alias, promote, rollback, archive."""
 
 
 def _event(e: Any) -> dict[str, Any]:
+    """An alias move, or an archive or unarchive (``alias`` None, ``version`` its number)."""
+    if e.action in ("archive", "unarchive"):
+        return {
+            "at": e.at,
+            "actor": e.actor,
+            "alias": None,
+            "version": int(e.name.rsplit("/v", 1)[1]),
+            "from": e.from_target,
+            "to": e.to_target,
+            "action": e.action,
+            "message": e.message,
+        }
     return {
         "at": e.at,
         "actor": e.actor,
@@ -28,14 +40,18 @@ def _event(e: Any) -> dict[str, Any]:
     }
 
 
+_ALL = click.option("--all", "show_all", is_flag=True, help="Count and show archived versions too.")
+
+
 @models.command("list")
+@_ALL
 @click.option("--json", "as_json", is_flag=True, help="Print the models as JSON.")
-def list_cmd(as_json: bool) -> None:
-    """Every model with its latest version and aliases."""
+def list_cmd(show_all: bool, as_json: bool) -> None:
+    """Every model with its latest version and aliases (archived versions left out)."""
     from keel.registry.versions import list_models
     from keel.workspace import connect
 
-    found = list_models(connect())
+    found = list_models(connect(), include_archived=show_all)
     if as_json:
         emit_json([m.to_dict() for m in found])
         return
@@ -47,7 +63,7 @@ def list_cmd(as_json: bool) -> None:
         [
             (
                 m.name,
-                m.versions,
+                f"{m.versions} (+{m.archived} archived)" if m.archived and not show_all else m.versions,
                 f"v{m.latest}" if m.latest else "-",
                 ", ".join(f"{a}=v{n}" for a, n in sorted(m.aliases.items())),
             )
@@ -59,15 +75,18 @@ def list_cmd(as_json: bool) -> None:
 @models.command("show")
 @click.argument("name")
 @click.option("--limit", default=100, show_default=True, help="Newest versions and events to show.")
+@_ALL
 @click.option("--json", "as_json", is_flag=True, help="Print versions, aliases and events as JSON.")
-def show_cmd(name: str, limit: int, as_json: bool) -> None:
-    """Versions, aliases, and who moved them when and why."""
-    from keel.registry.versions import alias_history, model_versions_of
+def show_cmd(name: str, limit: int, show_all: bool, as_json: bool) -> None:
+    """Versions, aliases, and who moved them when and why (archived versions left out)."""
+    from keel.registry.versions import alias_history, archive_history, model_versions_of
     from keel.workspace import connect
 
     ws = connect()
-    versions = model_versions_of(ws, name)
-    moves = alias_history(ws, name)
+    versions = model_versions_of(ws, name, include_archived=show_all)
+    moves = sorted(
+        alias_history(ws, name) + archive_history(ws, name), key=lambda e: e.id, reverse=True
+    )
     aliases = {a: v.number for v in versions for a in v.aliases}
     if as_json:
         emit_json(
@@ -89,7 +108,7 @@ def show_cmd(name: str, limit: int, as_json: bool) -> None:
         ["version", "flavor", "format", "size", "created", "run", "aliases", "message"],
         [
             (
-                f"v{v.number}",
+                f"v{v.number}" + (" (archived)" if v.archived else ""),
                 v.flavor,
                 v.format,
                 human_size(v.size),
@@ -108,14 +127,20 @@ def show_cmd(name: str, limit: int, as_json: bool) -> None:
                 (
                     when(e.at),
                     e.actor,
-                    e.name.split("@", 1)[1],
-                    f"{_v(e.from_target)} -> {_v(e.to_target)}",
+                    e.name.split("@", 1)[1] if "@" in e.name else "-",
+                    f"{_v(e.from_target)} -> {_v(e.to_target)}"
+                    if "@" in e.name
+                    else e.name.split("/", 1)[1],
                     e.action,
                     e.message,
                 )
                 for e in moves[:limit]
             ],
-            title="alias moves, newest first",
+            title=(
+                "alias moves and archivings, newest first"
+                if any("@" not in e.name for e in moves[:limit])
+                else "alias moves, newest first"
+            ),
         )
 
 
@@ -183,6 +208,40 @@ def rollback_cmd(name: str, alias: str, message: str) -> None:
 
     event = rollback(connect(), name, alias, message)
     click.echo(f"{name}@{alias}: v{event.from_target} -> v{event.to_target} (rolled back)")
+
+
+@models.command("archive")
+@click.argument("name")
+@click.argument("version")
+@click.option("--message", "-m", default="", help="Why (kept in the event log).")
+def archive_cmd(name: str, version: str, message: str) -> None:
+    """Hide VERSION from lists, `latest` and aliases; its record, lineage and events stay."""
+    from keel.registry.versions import archive
+    from keel.workspace import connect
+
+    number = _parse_version(name, version)
+    event = archive(connect(), name, number, message)
+    if event is None:
+        click.echo(f"{name}/v{number} is archived already")
+    else:
+        click.echo(f"{name}/v{number} archived (`keel models unarchive {name} {number}` undoes it)")
+
+
+@models.command("unarchive")
+@click.argument("name")
+@click.argument("version")
+@click.option("--message", "-m", default="", help="Why (kept in the event log).")
+def unarchive_cmd(name: str, version: str, message: str) -> None:
+    """Show an archived VERSION again."""
+    from keel.registry.versions import unarchive
+    from keel.workspace import connect
+
+    number = _parse_version(name, version)
+    event = unarchive(connect(), name, number, message)
+    if event is None:
+        click.echo(f"{name}/v{number} is not archived")
+    else:
+        click.echo(f"{name}/v{number} unarchived")
 
 
 def _moment(text: str) -> float:

@@ -81,7 +81,7 @@ def list_cmd(filter_: str | None, sort: str | None, limit: int, offset: int, as_
 @click.option("--latest", is_flag=True, help="When several runs carry the name RUN, the newest.")
 def show_cmd(run: str, patch: bool, as_json: bool, latest: bool) -> None:
     """One run: params, last and best metrics, inputs, code, environment, artifacts, status."""
-    from keel.track.records import get_run
+    from keel.track.records import MODEL_TAG, get_run
     from keel.workspace import connect
 
     rec = get_run(connect(), run, latest=latest)
@@ -132,7 +132,16 @@ def show_cmd(run: str, patch: bool, as_json: bool, latest: bool) -> None:
                 for k, m in rec.metrics.items()
             ],
         )
+    for m in rec.models:
+        if m["registered"]:
+            archived = " (archived)" if m["archived"] else ""
+            click.echo(f"  model: {m['ref']}{archived}  {m['digest'][:12]}")
+        else:
+            click.echo(f"  model: {m['name']} (recorded by this reproduction, not registered)  "
+                       f"{m['digest'][:12]}")
     for k, v in sorted(rec.tags.items()):
+        if k.startswith(MODEL_TAG):
+            continue  # listed above as a model
         click.echo(f"  tag {k} = {v}")
     for a in rec.artifacts:
         click.echo(f"  artifact {a['path']}  {a['oid'][:12]}  {human_size(a['size'])}")
@@ -204,7 +213,15 @@ def metrics_cmd(run: str, key: str, as_json: bool, latest: bool) -> None:
 @click.option("--keep", is_flag=True, help="Keep the temporary checkout.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--latest", is_flag=True, help="When several runs carry the name RUN, the newest.")
-def reproduce_cmd(run: str, tolerance: float, keep: bool, as_json: bool, latest: bool) -> None:
+@click.option(
+    "--register",
+    is_flag=True,
+    help="Register the models the reproduction logs as new versions (by default they are "
+    "recorded with the reproduction run only).",
+)
+def reproduce_cmd(
+    run: str, tolerance: float, keep: bool, as_json: bool, latest: bool, register: bool
+) -> None:
     """Re-run RUN from its record (code, patch, data) and compare; exit 1 if it differs."""
     from keel.track.reproduce import reproduce
     from keel.workspace import connect
@@ -217,6 +234,7 @@ def reproduce_cmd(run: str, tolerance: float, keep: bool, as_json: bool, latest:
         keep=keep,
         output=sys.stderr if as_json else None,
         latest=latest,
+        register=register,
     )
     if as_json:
         emit_json(result.to_dict())

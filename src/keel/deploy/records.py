@@ -14,7 +14,7 @@ from keel.deploy.fields import check_key
 from keel.deploy.guardrails import Guardrails
 from keel.errors import AlreadyExists, InvalidInput, NotFound
 from keel.registry.names import check_alias
-from keel.registry.versions import model_id
+from keel.registry.versions import check_not_archived, model_id
 from keel.store.db import (
     Event,
     actor,
@@ -187,6 +187,7 @@ def start_in(
     ).first()
     if row is None:
         raise NotFound(f"model {model} has no version v{challenger}")
+    check_not_archived(conn, model, challenger, "a deployment")
     champion = get_pointer(conn, _ALIAS, f"{model}@{alias}")
     if champion is None:
         raise InvalidInput(

@@ -32,6 +32,7 @@ from keel.store.db import (
     runs,
 )
 from keel.store.db.numbering import claim_name, next_number
+from keel.track.records import ARCHIVED
 
 if TYPE_CHECKING:
     from keel.registry.signature import Signature
@@ -42,6 +43,10 @@ __all__ = [
     "ModelSummary",
     "ModelVersion",
     "alias_history",
+    "archive",
+    "archive_history",
+    "archived_versions",
+    "check_not_archived",
     "list_models",
     "model_aliases",
     "model_id",
@@ -53,6 +58,7 @@ __all__ = [
     "resolve_model",
     "rollback",
     "set_alias",
+    "unarchive",
     "version_pk",
 ]
 
@@ -79,9 +85,14 @@ class ModelVersion:
     run_id: str | None = None
     aliases: list[str] = field(default_factory=list)
     workspace: Workspace | None = field(default=None, repr=False, compare=False)
+    # False: a reproduction's model, recorded with its run but not a version (number 0)
+    registered: bool = True
+    archived: bool = False  # hidden from lists and "latest"; no alias may point at it
 
     @property
     def ref(self) -> str:
+        if not self.registered:
+            return f"{self.name} (unregistered, run {(self.run_id or '')[:8]})"
         return f"{self.name}/v{self.number}"
 
     def load(self) -> Any:
@@ -107,16 +118,19 @@ class ModelVersion:
             "created_by": self.created_by,
             "run": self.run_id,
             "aliases": self.aliases,
+            "registered": self.registered,
+            "archived": self.archived,
         }
 
 
 @dataclass
 class ModelSummary:
     name: str
-    versions: int
-    latest: int | None
+    versions: int  # not counting archived ones
+    latest: int | None  # the newest version not archived
     aliases: dict[str, int]
     updated_at: float
+    archived: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,11 +139,17 @@ class ModelSummary:
             "latest": self.latest,
             "aliases": self.aliases,
             "updated_at": self.updated_at,
+            "archived": self.archived,
         }
 
 
 def _version(
-    row: Any, name: str, ws: Workspace, run_id: str | None, aliases: list[str]
+    row: Any,
+    name: str,
+    ws: Workspace,
+    run_id: str | None,
+    aliases: list[str],
+    archived: bool = False,
 ) -> ModelVersion:
     return ModelVersion(
         name=name,
@@ -147,7 +167,81 @@ def _version(
         run_id=run_id,
         aliases=aliases,
         workspace=ws,
+        archived=archived,
     )
+
+
+def archived_versions(conn: Connection, name: str) -> set[int]:
+    """The numbers of the versions of ``name`` that are archived."""
+    prefix = f"{name}/v"
+    found = conn.execute(
+        select(pointers.c.name).where(
+            and_(
+                pointers.c.kind == ARCHIVED,
+                func.substr(pointers.c.name, 1, len(prefix)) == prefix,
+            )
+        )
+    ).scalars()
+    return {int(n[len(prefix) :]) for n in found if n[len(prefix) :].isdigit()}
+
+
+def _is_archived(conn: Connection, name: str, number: int) -> bool:
+    return get_pointer(conn, ARCHIVED, f"{name}/v{number}") is not None
+
+
+def check_not_archived(conn: Connection, name: str, number: int, what: str) -> None:
+    """Refuse to point ``what`` (an alias, a deployment) at an archived version."""
+    if _is_archived(conn, name, number):
+        raise InvalidInput(
+            f"{name}/v{number} is archived: {what} cannot point at it "
+            f"(`keel models unarchive {name} {number}` first)"
+        )
+
+
+def archive(ws: Workspace, name: str, number: int, message: str = "") -> Event | None:
+    """Hide ``name/v{number}`` from lists, "latest" and aliases; its record, lineage and
+    events stay. Refused while an alias or a live deployment points at it. Returns the
+    event (None when it was archived already)."""
+    from keel.store.db import deployments
+
+    def txn(conn: Connection) -> Event | None:
+        model_id(conn, name, lock=True)
+        version = _load_version(conn, ws, name, number)
+        if version.aliases:
+            held = ", ".join(f"{name}@{a}" for a in version.aliases)
+            raise InvalidInput(
+                f"{name}/v{number} is {held}: move the alias first, then archive it"
+            )
+        live = get_pointer(conn, "deployment", name)
+        if live is not None:
+            challenger = conn.execute(
+                select(_MV.number)
+                .join(deployments, deployments.c.challenger_version_id == _MV.id)
+                .where(deployments.c.id == live)
+            ).scalar()
+            if challenger == number:
+                raise InvalidInput(
+                    f"{name}/v{number} is the challenger of a live deployment: "
+                    f"`keel deploy stop {name}` first"
+                )
+        return move_pointer(
+            conn, ARCHIVED, f"{name}/v{number}", "archived", message or "archived", "archive"
+        )
+
+    return ws.db.write(txn)
+
+
+def unarchive(ws: Workspace, name: str, number: int, message: str = "") -> Event | None:
+    """Show an archived version again. Returns the event (None when it was not archived)."""
+
+    def txn(conn: Connection) -> Event | None:
+        model_id(conn, name, lock=True)
+        _load_version(conn, ws, name, number)
+        return move_pointer(
+            conn, ARCHIVED, f"{name}/v{number}", None, message or "unarchived", "unarchive"
+        )
+
+    return ws.db.write(txn)
 
 
 def model_id(conn: Connection, name: str, *, lock: bool = False) -> int:
@@ -208,7 +302,7 @@ def _load_version(conn: Connection, ws: Workspace, name: str, number: int) -> Mo
         latest = conn.execute(select(func.max(_MV.number)).where(_MV.model_id == mid)).scalar()
         raise NotFound(f"model {name} has no version v{number}; its versions are v1..v{latest}")
     aliases = sorted(a for a, n in model_aliases(conn, name).items() if n == number)
-    return _version(row, name, ws, row.run_id, aliases)
+    return _version(row, name, ws, row.run_id, aliases, _is_archived(conn, name, number))
 
 
 def resolve_model(ws: Workspace, ref: str | ModelRef) -> ModelVersion:
@@ -230,11 +324,18 @@ def resolve_model(ws: Workspace, ref: str | ModelRef) -> ModelVersion:
         elif parsed.number is not None:
             number = parsed.number
         else:
+            hidden = archived_versions(conn, parsed.name)
             number = int(
-                conn.execute(select(func.max(_MV.number)).where(_MV.model_id == mid)).scalar() or 0
+                conn.execute(
+                    select(func.max(_MV.number)).where(
+                        _MV.model_id == mid, _MV.number.notin_(hidden)
+                    )
+                ).scalar()
+                or 0
             )
             if number == 0:
-                raise NotFound(f"model {parsed.name} has no versions")
+                more = f" not archived ({len(hidden)} archived)" if hidden else ""
+                raise NotFound(f"model {parsed.name} has no versions{more}")
         return _load_version(conn, ws, parsed.name, number)
 
 
@@ -259,12 +360,16 @@ def _resolve_fast(conn: Connection, ws: Workspace, parsed: ModelRef) -> ModelVer
     elif parsed.number is not None:
         query = query.where(_MV.number == parsed.number)
     else:
+        hidden = archived_versions(conn, parsed.name)
+        if hidden:
+            query = query.where(_MV.number.notin_(hidden))
         query = query.order_by(_MV.number.desc()).limit(1)
     row = conn.execute(query).first()
     if row is None:
         return None
     aliases = sorted(a for a, n in model_aliases(conn, parsed.name).items() if n == row.number)
-    return _version(row, parsed.name, ws, row.run_id, aliases)
+    archived = parsed.number is not None and _is_archived(conn, parsed.name, row.number)
+    return _version(row, parsed.name, ws, row.run_id, aliases, archived)
 
 
 def record_model_version(
@@ -335,6 +440,7 @@ def set_alias(
     def txn(conn: Connection) -> Event | None:
         model_id(conn, name, lock=True)
         _load_version(conn, ws, name, number)  # exists?
+        check_not_archived(conn, name, number, f"{name}@{alias}")
         return move_pointer(conn, ALIAS, f"{name}@{alias}", str(number), message, action)
 
     return ws.db.write(txn)
@@ -354,6 +460,7 @@ def promote_in(
     """:func:`promote` in the caller's transaction (with what else must move with it)."""
     model_id(conn, name, lock=True)
     _load_version(conn, ws, name, number)
+    check_not_archived(conn, name, number, f"{name}@{alias}")
     before = get_pointer(conn, ALIAS, f"{name}@{alias}")
     moved = []
     event = move_pointer(
@@ -456,11 +563,33 @@ def alias_history(ws: Workspace, name: str) -> list[Event]:
     return [event_from_row(r) for r in rows]
 
 
-def model_versions_of(ws: Workspace, name: str) -> list[ModelVersion]:
-    """Every version of ``name``, newest first, with its aliases."""
+def archive_history(ws: Workspace, name: str) -> list[Event]:
+    """Every archive and unarchive of a version of ``name``, newest first."""
+    prefix = f"{name}/v"
+    with ws.db.read() as conn:
+        model_id(conn, name)
+        rows = conn.execute(
+            select(events)
+            .where(
+                and_(
+                    events.c.kind == ARCHIVED,
+                    func.substr(events.c.name, 1, len(prefix)) == prefix,
+                )
+            )
+            .order_by(events.c.id.desc())
+        ).all()
+    return [event_from_row(r) for r in rows]
+
+
+def model_versions_of(
+    ws: Workspace, name: str, *, include_archived: bool = False
+) -> list[ModelVersion]:
+    """Every version of ``name`` not archived (all with ``include_archived``), newest first,
+    with its aliases."""
     with ws.db.read() as conn:
         mid = model_id(conn, name)
         aliases = model_aliases(conn, name)
+        hidden = archived_versions(conn, name)
         by_number: dict[int, list[str]] = {}
         for a, n in aliases.items():
             by_number.setdefault(n, []).append(a)
@@ -470,10 +599,16 @@ def model_versions_of(ws: Workspace, name: str) -> list[ModelVersion]:
             .where(_MV.model_id == mid)
             .order_by(_MV.number.desc())
         ).all()
-    return [_version(r, name, ws, r.run_id, sorted(by_number.get(r.number, []))) for r in rows]
+    return [
+        _version(r, name, ws, r.run_id, sorted(by_number.get(r.number, [])), r.number in hidden)
+        for r in rows
+        if include_archived or r.number not in hidden
+    ]
 
 
-def list_models(ws: Workspace) -> list[ModelSummary]:
+def list_models(ws: Workspace, *, include_archived: bool = False) -> list[ModelSummary]:
+    """Every model: how many versions it has and its latest, archived ones left out unless
+    ``include_archived``."""
     with ws.db.read() as conn:
         rows = conn.execute(
             select(
@@ -483,9 +618,21 @@ def list_models(ws: Workspace) -> list[ModelSummary]:
             .group_by(models.c.name)
             .order_by(models.c.name)
         ).all()
-        return [
-            ModelSummary(
-                str(n), int(c), int(m) if m else None, model_aliases(conn, str(n)), float(t or 0)
+        out = []
+        for n, c, m, t in rows:
+            name = str(n)
+            hidden = archived_versions(conn, name)
+            count, latest = int(c), int(m) if m else None
+            if hidden and not include_archived:
+                count -= len(hidden)
+                latest = conn.execute(
+                    select(func.max(_MV.number))
+                    .join(models, models.c.id == _MV.model_id)
+                    .where(models.c.name == name, _MV.number.notin_(hidden))
+                ).scalar()
+            out.append(
+                ModelSummary(
+                    name, count, latest, model_aliases(conn, name), float(t or 0), len(hidden)
+                )
             )
-            for n, c, m, t in rows
-        ]
+        return out

@@ -17,6 +17,9 @@ from keel.store.db import (
     datasets,
     metric_chunks,
     metric_keys,
+    model_versions,
+    models,
+    pointers,
     run_artifacts,
     run_inputs,
     run_metrics,
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from keel.workspace import Workspace
 
 __all__ = [
+    "MODEL_TAG",
     "MetricHistory",
     "RunRecord",
     "format_steps",
@@ -42,6 +46,7 @@ __all__ = [
     "run_steps",
 ]
 
+MODEL_TAG = "keel.model."  # + name: a model a reproduction recorded without registering it
 STEPS_TAG = "keel.steps"  # a run's child steps: name=status:run, comma-separated
 
 
@@ -105,6 +110,8 @@ class RunRecord:
     reproduction_of: str | None
     workspace: Workspace | None = field(default=None, repr=False, compare=False)
     pk: int = field(default=0, repr=False)
+    # what the run made: versions it registered, and models a reproduction recorded unregistered
+    models: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
@@ -152,6 +159,7 @@ class RunRecord:
             "environment": self.environment_oid,
             "error": self.error,
             "reproduction_of": self.reproduction_of,
+            "models": self.models,
         }
 
 
@@ -297,6 +305,7 @@ def _load(conn: Connection, row: Any, ws: Workspace) -> RunRecord:
             select(run_artifacts).where(run_artifacts.c.run_pk == pk).order_by(run_artifacts.c.path)
         )
     ]
+    made = _models(conn, pk, tags)
     code = {
         "repo_root": row.repo_root,
         "commit": row.git_commit,
@@ -329,7 +338,56 @@ def _load(conn: Connection, row: Any, ws: Workspace) -> RunRecord:
         reproduction_of=row.reproduction_of,
         workspace=ws,
         pk=pk,
+        models=made,
     )
+
+
+ARCHIVED = "model.archived"  # a pointer per archived version: ``churn/v3`` (keel models archive)
+
+
+def _models(conn: Connection, pk: int, tags: dict[str, str]) -> list[dict[str, Any]]:
+    """The model versions run ``pk`` registered, then the models it recorded unregistered."""
+    rows = conn.execute(
+        select(models.c.name, model_versions.c.number, model_versions.c.oid)
+        .join(models, models.c.id == model_versions.c.model_id)
+        .where(model_versions.c.run_pk == pk)
+        .order_by(models.c.name, model_versions.c.number)
+    ).all()
+    refs = [f"{name}/v{number}" for name, number, _ in rows]
+    archived = set()
+    if refs:
+        archived = set(
+            conn.execute(
+                select(pointers.c.name).where(
+                    and_(pointers.c.kind == ARCHIVED, pointers.c.name.in_(refs))
+                )
+            ).scalars()
+        )
+    made: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "version": number,
+            "ref": ref,
+            "digest": oid,
+            "registered": True,
+            "archived": ref in archived,
+        }
+        for (name, number, oid), ref in zip(rows, refs, strict=True)
+    ]
+    for key in sorted(tags):
+        if key.startswith(MODEL_TAG):
+            doc = json.loads(tags[key])
+            made.append(
+                {
+                    "name": key[len(MODEL_TAG) :],
+                    "version": None,
+                    "ref": None,
+                    "digest": doc["digest"],
+                    "registered": False,
+                    "archived": False,
+                }
+            )
+    return made
 
 
 def get_run(ws: Workspace, ref: str, *, latest: bool = False) -> RunRecord:

@@ -28,6 +28,8 @@ from typing import IO, TYPE_CHECKING, Any
 from keel.errors import InvalidInput, KeelError, NotFound
 from keel.track.records import RunRecord, get_run
 
+REGISTER_ENV = "KEEL_REPRODUCE_REGISTER"  # the reproduction's log_model registers versions
+
 if TYPE_CHECKING:
     from keel.workspace import Workspace
 
@@ -214,6 +216,18 @@ def compare(
                 differences.append(f"metric {key}: {a!r} -> {b!r} (beyond tolerance {tolerance})")
             else:
                 notes.append(f"metric {key}: {a!r} -> {b!r} (within tolerance)")
+    models_a = {m["name"]: m["digest"] for m in original.models}
+    models_b = {m["name"]: m["digest"] for m in again.models}
+    for name in sorted(set(models_a) | set(models_b)):
+        a_oid, b_oid = models_a.get(name), models_b.get(name)
+        if a_oid is None or b_oid is None:
+            differences.append(
+                f"model {name}: {'logged' if a_oid else 'absent'} -> "
+                f"{'logged' if b_oid else 'absent'}"
+            )
+        elif a_oid != b_oid:
+            exact = False
+            notes.append(f"model {name}: files {a_oid[:12]} -> {b_oid[:12]}")
     arts_a = {x["path"]: x["oid"] for x in original.artifacts}
     arts_b = {x["path"]: x["oid"] for x in again.artifacts}
     artifacts_equal = arts_a == arts_b
@@ -240,9 +254,11 @@ def reproduce(
     output: IO[str] | int | None = None,
     timeout: float | None = None,
     latest: bool = False,
+    register: bool = False,
 ) -> Reproduction:
     """Re-run ``ref`` from its record and compare. Raises CannotReproduce when something is gone.
-    A name several runs carry is bad input unless ``latest``."""
+    A name several runs carry is bad input unless ``latest``. The models the reproduction
+    logs are recorded with it, not registered as versions, unless ``register``."""
     from keel.track.capture import capture_environment, environment_differences
 
     if not (0 <= tolerance < 1):
@@ -259,6 +275,9 @@ def reproduce(
         cwd = worktree / str(rec.code.get("cwd") or ".")
         started = time.time()
         env = {**os.environ, "KEEL_HOME": str(ws.root), "KEEL_REPRODUCTION_OF": rec.id}
+        env.pop(REGISTER_ENV, None)
+        if register:
+            env[REGISTER_ENV] = "1"
         proc = subprocess.run(
             cmd,
             cwd=cwd,

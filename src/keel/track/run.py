@@ -81,6 +81,7 @@ class Run:
         self._params: dict[str, str] = {}
         self._environment: threading.Thread | None = None
         self._durable = True  # False: its start and end wait for a later durable write
+        self.reproduction_of: str | None = None  # the run this one re-creates (keel reproduce)
         self.status = "running"
 
     def __repr__(self) -> str:
@@ -271,7 +272,10 @@ class Run:
         flavor: str | None = None,
         message: str = "",
     ) -> Any:
-        """Register ``model`` as a new version of ``name``, linked to this run (keel.registry)."""
+        """Register ``model`` as a new version of ``name``, linked to this run (keel.registry).
+
+        In a reproduction (``keel reproduce``) the model is recorded with the run and no
+        version is registered, unless the reproduction was started with ``--register``."""
         import importlib
 
         if not MODEL_LOGGER:
@@ -509,6 +513,7 @@ def start_run(
     )
     run._params.update({k: text for k, (text, _) in encoded.items()})
     run._durable = durable
+    run.reproduction_of = values["reproduction_of"]
     if capture_environment:
         run._environment = threading.Thread(
             target=_record_environment, args=(ws, pk, run_id, code), name="keel-env", daemon=True

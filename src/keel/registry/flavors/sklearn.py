@@ -44,7 +44,7 @@ class SklearnFlavor:
             sio = None
         if sio is not None:
             try:
-                data = sio.dumps(model)
+                data = _stable_zip(sio.dumps(model))
                 trusted = sio.get_untrusted_types(data=data)
                 again = sio.loads(data, trusted=trusted)
                 if example is None or _same_predictions(model, again, example):
@@ -72,6 +72,59 @@ class SklearnFlavor:
 
     def predict(self, model: Any, inputs: Any) -> Any:
         return model.predict(inputs)
+
+
+def _stable_zip(data: bytes) -> bytes:
+    """The same model saved twice must be the same bytes (one object, and a reproduction
+    that is ``identical``). skops writes a zip whose entries carry the time of saving and
+    whose schema and array files are named by ``id()`` of the objects, which differ from one
+    process to the next: entries get a fixed time, and ids are renumbered in the order the
+    schema first names them (a one-to-one renaming, so shared references still match)."""
+    import io
+    import json
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        infos = src.infolist()
+        files = {info.filename: src.read(info) for info in infos}
+    schema_text = files["schema.json"].decode()
+    ids: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "__id__" and isinstance(value, int):
+                    ids.add(str(value))
+                elif key == "file" and isinstance(value, str):
+                    stem = value.rsplit(".", 1)[0]
+                    if stem.isdigit():
+                        ids.add(stem)
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(schema_text))
+    renumber: dict[str, str] = {}
+    for match in re.finditer(r"\d+", schema_text):
+        if match.group() in ids and match.group() not in renumber:
+            renumber[match.group()] = str(len(renumber) + 1)
+
+    def rename(text: str) -> str:
+        return re.sub(r"\d+", lambda m: renumber.get(m.group(), m.group()), text)
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for info in sorted(infos, key=lambda i: rename(i.filename)):
+            fixed = zipfile.ZipInfo(rename(info.filename), date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type = info.compress_type
+            fixed.external_attr = info.external_attr
+            body = files[info.filename]
+            if info.filename == "schema.json":
+                body = rename(schema_text).encode()
+            dst.writestr(fixed, body)
+    return out.getvalue()
 
 
 def _same_predictions(a: Any, b: Any, example: Any) -> bool:
