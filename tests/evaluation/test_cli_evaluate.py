@@ -354,3 +354,36 @@ def test_the_report_renders_in_headless_chromium(world: World, tmp_path: Path) -
     # plotly draws each figure as an <svg class="main-svg"> inside a .plot-container.
     assert dom.count('class="main-svg"') >= 5, dom[:2000]
     assert "plot-container" in dom
+
+
+def test_lineage_of_a_dataset_version_lists_what_judged_models_on_it(world: World) -> None:
+    keel_ok(world, *EVALUATE, "--json")
+    gated = run_keel(GATE[0], "m/v1", "--against", "m/v2", *GATE[1:], "--json", cwd=world.root)
+    assert gated.returncode in (0, 1), gated.stderr
+    gate_id = json.loads(gated.stdout)["id"]
+    drift = run_keel("drift", "d@v1", "d@v1", "--model", "m/v1", "--json", cwd=world.root)
+    assert drift.returncode == 0, drift.stderr
+    drift_id = json.loads(drift.stdout)["id"]
+
+    graph = json.loads(keel_ok(world, "lineage", "d@v1", "--json").stdout)
+    assert graph["root"] == "dataset:d@v1"
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    edges = {(e["from"], e["to"], e["relation"]) for e in graph["edges"]}
+    evaluations = [n for n in nodes.values() if n["kind"] == "evaluation"]
+    assert evaluations and all(
+        ("dataset:d@v1", n["id"], "evaluated on") in edges
+        and ("model:m/v1", n["id"], "judged by") in edges
+        for n in evaluations
+    )
+    gate = nodes[f"gate:{gate_id[:8]}"]
+    assert ("dataset:d@v1", gate["id"], "evaluated on") in edges
+    assert ("model:m/v2", gate["id"], "judged by") in edges  # the champion it was held against
+    report = nodes[f"drift report:{drift_id[:8]}"]
+    assert report["status"] == "no drift" and report["headline"]
+    assert ("dataset:d@v1", report["id"], "reference of") in edges
+    text = keel_ok(world, "lineage", "d@v1").stdout
+    assert f"evaluated on: gate {gate_id[:8]}" in text
+    assert f"reference of: drift report {drift_id[:8]} no drift" in text
+    # another dataset version lists none of them
+    other = json.loads(keel_ok(world, "lineage", "no-x@v1", "--json").stdout)
+    assert [n["kind"] for n in other["nodes"]] == ["dataset"]

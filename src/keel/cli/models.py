@@ -307,6 +307,8 @@ def lineage_cmd(ref: str, as_json: bool, at_text: str | None) -> None:
             extra = " promote" if n.get("promote") else " reject"
         elif n["kind"] == "evaluation" and n.get("data"):
             extra = f" on {n['data']}"
+        elif n["kind"] == "drift report":
+            extra = f" {n.get('status')}"
         return f"{n['kind']} {n['ref']}{extra}"
 
     root = graph["root"]

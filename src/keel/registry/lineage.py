@@ -111,6 +111,11 @@ def lineage(ws: Workspace, ref: str, *, at: float | None = None) -> dict[str, An
         for name, number, run_pk in produced:
             mid = add(_node("model", f"{name}/v{number}"))
             edge(f"run:{by_pk[run_pk][:8]}", mid, "produced")
+        for judged in _judged_on(ws, vid):
+            jid = add(_node(judged["kind"], judged["id"][:8], **judged["summary"]))
+            edge(root, jid, judged["relation"])
+            for model_ref in judged["models"]:
+                edge(add(_node("model", model_ref)), jid, "judged by")
         return {"root": root, "nodes": list(nodes.values()), "edges": edges}
 
     try:
@@ -213,6 +218,87 @@ def _judgements(ws: Workspace, mv: Any) -> list[dict[str, Any]]:
             .order_by(evaluations.c.created_at)
         ).all()
     return [{"id": r.id, "kind": r.kind, "summary": evaluation_summary(r.summary)} for r in rows]
+
+
+def _judged_on(ws: Workspace, dataset_version_id: int) -> list[dict[str, Any]]:
+    """The evaluations, gate decisions and drift reports that used a dataset version, oldest
+    first: each with the model versions it judged and how it used the data."""
+    import json
+
+    from sqlalchemy.orm import aliased
+
+    from keel.store.db import drift_reports, evaluations
+
+    judged_mv = aliased(model_versions)
+    judged_model = aliased(models)
+    against_mv = aliased(model_versions)
+    against_model = aliased(models)
+    with ws.db.read() as conn:
+        evals = conn.execute(
+            select(
+                evaluations.c.id,
+                evaluations.c.kind,
+                evaluations.c.summary,
+                evaluations.c.created_at,
+                judged_model.c.name,
+                judged_mv.c.number,
+                against_model.c.name.label("against_name"),
+                against_mv.c.number.label("against_number"),
+            )
+            .join(judged_mv, judged_mv.c.id == evaluations.c.model_version_id)
+            .join(judged_model, judged_model.c.id == judged_mv.c.model_id)
+            .outerjoin(against_mv, against_mv.c.id == evaluations.c.against_version_id)
+            .outerjoin(against_model, against_model.c.id == against_mv.c.model_id)
+            .where(evaluations.c.dataset_version_id == dataset_version_id)
+        ).all()
+        drifts = conn.execute(
+            select(
+                drift_reports.c.id,
+                drift_reports.c.status,
+                drift_reports.c.summary,
+                drift_reports.c.created_at,
+                drift_reports.c.dataset_version_id,
+                judged_model.c.name,
+                judged_mv.c.number,
+            )
+            .outerjoin(judged_mv, judged_mv.c.id == drift_reports.c.model_version_id)
+            .outerjoin(judged_model, judged_model.c.id == judged_mv.c.model_id)
+            .where(
+                (drift_reports.c.dataset_version_id == dataset_version_id)
+                | (drift_reports.c.current_version_id == dataset_version_id)
+            )
+        ).all()
+    found = []
+    for r in evals:
+        refs = [f"{r.name}/v{r.number}"]
+        if r.against_name is not None:
+            refs.append(f"{r.against_name}/v{r.against_number}")
+        found.append(
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "summary": evaluation_summary(r.summary),
+                "relation": "evaluated on",
+                "models": refs,
+                "at": r.created_at,
+            }
+        )
+    for r in drifts:
+        summary = json.loads(r.summary)
+        headline = summary.get("headline") if isinstance(summary, dict) else None
+        found.append(
+            {
+                "id": r.id,
+                "kind": "drift report",
+                "summary": {"status": r.status, "headline": headline},
+                "relation": "reference of"
+                if r.dataset_version_id == dataset_version_id
+                else "compared in",
+                "models": [f"{r.name}/v{r.number}"] if r.name is not None else [],
+                "at": r.created_at,
+            }
+        )
+    return sorted(found, key=lambda j: j["at"])
 
 
 def evaluation_summary(text: str) -> dict[str, Any]:
