@@ -283,19 +283,19 @@ def _judged_on(ws: Workspace, dataset_version_id: int) -> list[dict[str, Any]]:
                 "at": r.created_at,
             }
         )
-    for r in drifts:
-        summary = json.loads(r.summary)
+    for d in drifts:
+        summary = json.loads(d.summary)
         headline = summary.get("headline") if isinstance(summary, dict) else None
         found.append(
             {
-                "id": r.id,
+                "id": d.id,
                 "kind": "drift report",
-                "summary": {"status": r.status, "headline": headline},
+                "summary": {"status": d.status, "headline": headline},
                 "relation": "reference of"
-                if r.dataset_version_id == dataset_version_id
+                if d.dataset_version_id == dataset_version_id
                 else "compared in",
-                "models": [f"{r.name}/v{r.number}"] if r.name is not None else [],
-                "at": r.created_at,
+                "models": [f"{d.name}/v{d.number}"] if d.name is not None else [],
+                "at": d.created_at,
             }
         )
     return sorted(found, key=lambda j: j["at"])
