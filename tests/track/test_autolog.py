@@ -200,3 +200,32 @@ def test_autolog_needs_no_estimator_changes(autolog: Workspace, data: Any) -> No
     before = run_count(autolog)
     assert Mine().fit(data[0]).fitted_
     assert run_count(autolog) == before
+
+
+def test_register_logs_the_fitted_estimator_as_a_version(
+    autolog: Workspace, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    from keel.registry.versions import resolve_model
+
+    X, y = data
+    keel.autolog(register="clf")
+    try:
+        model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    finally:
+        keel.autolog(register=None)
+    version = resolve_model(autolog, "clf")
+    assert version.ref == "clf/v1" and version.flavor == "sklearn"
+    assert version.signature is not None
+    assert version.signature["inputs"]["tensor"]["width"] == 4
+    assert (version.load().predict(X) == model.predict(X)).all()
+    rec = keel.get_run(version.run_id or "", workspace=autolog)
+    assert rec.name == "autolog-Pipeline" and rec.status == "finished"
+    assert rec.tags["keel.volatile"] == "training_duration_s"
+    assert [m["ref"] for m in rec.models] == ["clf/v1"]
+    LogisticRegression().fit(X, y)  # register=None: no more versions
+    assert resolve_model(autolog, "clf").number == 1
+
+
+def test_register_needs_a_valid_model_name(autolog: Workspace) -> None:
+    with pytest.raises(keel.errors.BadName):
+        keel.autolog(register="no way!")

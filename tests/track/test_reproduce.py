@@ -74,6 +74,26 @@ print(run.id)
 """
 
 
+AUTOLOG = """\
+import time
+
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+
+import keel
+
+keel.autolog(register="auto")
+rng = np.random.default_rng(3)
+X = rng.normal(size=(200, 3))
+y = (X[:, 0] - X[:, 2] > 0).astype(int)
+RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)  # a run of its own
+with keel.start_run(name="timed") as run:
+    run.log_metric("rows", float(len(X)))
+    run.log_metric("wall_s", time.time(), volatile=True)
+print(run.id)
+"""
+
+
 @dataclass
 class Project:
     tmp: Path
@@ -178,6 +198,38 @@ def test_deterministic_sklearn_run_from_a_dirty_tree_is_identical(project: Proje
         (2, registered["reproduction"]),
         (1, original),
     ]
+
+
+def test_autolog_run_reproduces_identical_and_volatile_metrics_are_not_compared(
+    project: Project,
+) -> None:
+    p = project
+    (p.repo / "auto.py").write_text(AUTOLOG)
+    timed = run_script(p, "auto.py")
+    listed = keel_ok("models", "show", "auto", "--json", cwd=p.repo, env=p.env)
+    [version] = listed["versions"]
+    autolog_run = version["run"]
+    rec = keel_ok("runs", "show", autolog_run, "--json", cwd=p.repo, env=p.env)
+    assert rec["name"] == "autolog-RandomForestClassifier"
+    assert rec["tags"]["keel.volatile"] == "training_duration_s"
+
+    proc = reproduce(p, autolog_run, "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["verdict"] == "identical", (result["notes"], result["differences"])
+    assert any("training_duration_s" in n and "volatile" in n for n in result["notes"])
+    again = keel_ok("runs", "show", result["reproduction"], "--json", cwd=p.repo, env=p.env)
+    assert [(m["registered"], m["digest"]) for m in again["models"]] == [
+        (False, version["digest"])
+    ]
+    listed = keel_ok("models", "show", "auto", "--json", cwd=p.repo, env=p.env)
+    assert len(listed["versions"]) == 1  # the reproduction registered nothing
+
+    # a metric the user marked volatile: recorded, named, not compared
+    proc = reproduce(p, timed, "--json")
+    result = json.loads(proc.stdout)
+    assert result["verdict"] == "identical", (result["notes"], result["differences"])
+    assert any(n.startswith("metric wall_s:") and "volatile" in n for n in result["notes"])
 
 
 def test_unseeded_run_differs_and_names_the_metric(project: Project) -> None:

@@ -606,3 +606,20 @@ def test_round_trip_on_postgres(pg_ws: Workspace, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="failed"), start(pg_ws) as bad:
         raise InvalidInput("failed on purpose")
     assert keel.get_run(bad.id, workspace=pg_ws).status == "failed"
+
+
+def test_volatile_metrics_are_recorded_and_named_in_a_tag(ws: Workspace) -> None:
+    with keel.start_run(workspace=ws, capture_code=False) as run:
+        run.log_metric("epoch_s", 1.5, volatile=True)
+        run.log_metric("epoch_s", 1.7, volatile=True)
+        run.log_metrics({"wall": 3.0, "load_s": 0.2}, volatile=True)
+        run.log_metric("loss", 0.1)
+    rec = keel.get_run(run.id, workspace=ws)
+    assert rec.tags["keel.volatile"] == "epoch_s,load_s,wall"
+    assert rec.metrics["epoch_s"]["last"] == 1.7 and rec.metrics["epoch_s"]["count"] == 2
+    assert rec.metrics["loss"]["last"] == 0.1
+    with keel.start_run(workspace=ws, capture_code=False) as plain:
+        plain.log_metric("loss", 0.1)
+    assert "keel.volatile" not in keel.get_run(plain.id, workspace=ws).tags
+    with keel.start_run(workspace=ws, capture_code=False) as bad, pytest.raises(BadName):
+        bad.log_metric("no good!", 1.0, volatile=True)

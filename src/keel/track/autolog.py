@@ -2,8 +2,11 @@
 
 Every estimator's ``fit`` is wrapped. The outermost ``fit`` (not the ones a
 Pipeline or a search calls inside it) logs the estimator's parameters, the
-training duration, and the training score (accuracy for classifiers, R² for
-regressors), on the active run or on a run it starts and ends itself.
+training duration (a volatile metric: recorded, not compared by ``keel
+reproduce``), and the training score (accuracy for classifiers, R² for
+regressors), on the active run or on a run it starts and ends itself. With
+``register="churn"`` it also logs the fitted estimator as a version of
+``churn`` (its input example: the first rows it was fitted on).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ __all__ = ["autolog"]
 
 _STATE = threading.local()
 _PATCHED: dict[type, Any] = {}
+_REGISTER: list[str] = []  # the model name fitted estimators are registered under, if any
 
 
 def _flat_params(estimator: Any) -> dict[str, Any]:
@@ -60,7 +64,8 @@ def _wrap(cls: type) -> Any:
         except InvalidInput:
             pass  # fitted twice in one run with other params: the first fit's stay
         run.set_tags({"estimator": f"{type(self).__module__}.{type(self).__name__}"})
-        metrics = {"training_duration_s": time.perf_counter() - started}
+        run.log_metric("training_duration_s", time.perf_counter() - started, volatile=True)
+        metrics: dict[str, float] = {}
         X = args[0] if args else kwargs.get("X")
         y = args[1] if len(args) > 1 else kwargs.get("y")
         if X is not None and y is not None and hasattr(self, "score"):
@@ -72,6 +77,13 @@ def _wrap(cls: type) -> Any:
             except Exception:  # noqa: BLE001, S110 - some estimators cannot score their input
                 pass
         run.log_metrics(metrics)
+        if _REGISTER:
+            try:
+                run.log_model(self, _REGISTER[0], input_example=_first_rows(X))
+            except BaseException as exc:
+                if own:
+                    run.end("failed", error=f"registering the model failed: {exc}")
+                raise
         if own:
             run.end("finished")
         return result
@@ -79,12 +91,29 @@ def _wrap(cls: type) -> Any:
     return fit
 
 
-def autolog(*, disable: bool = False) -> int:
-    """Wrap ``fit`` of every scikit-learn estimator; returns how many classes are wrapped."""
+def _first_rows(X: Any) -> Any:
+    """A few rows of the training inputs, as the model's input example (None if X cannot be
+    sliced so: the version is then logged without a signature)."""
+    try:
+        return X[:5] if hasattr(X, "__getitem__") and hasattr(X, "shape") else None
+    except Exception:  # noqa: BLE001 - an input that does not slice by rows
+        return None
+
+
+def autolog(*, disable: bool = False, register: str | None = None) -> int:
+    """Wrap ``fit`` of every scikit-learn estimator; returns how many classes are wrapped.
+
+    ``register="churn"``: each outermost fit also logs the fitted estimator as a new version
+    of ``churn`` (in a reproduction, recorded with the run and not registered)."""
     try:
         from sklearn.utils import all_estimators
     except ImportError:
         raise InvalidInput("keel.autolog() needs scikit-learn: pip install scikit-learn") from None
+    if register is not None:
+        from keel.names import check_name
+
+        check_name(register, "model name")
+    _REGISTER[:] = [] if disable or register is None else [register]
     if disable:
         for cls, original in _PATCHED.items():
             setattr(cls, "fit", original)  # noqa: B010

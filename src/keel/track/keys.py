@@ -6,7 +6,11 @@ import re
 
 from keel.errors import BadName
 
-__all__ = ["KEY_RULE", "check_key"]
+VOLATILE_TAG = "keel.volatile"  # metrics that differ by nature (wall-clock): not compared
+# Metrics keel itself logs that are wall-clock times, volatile in runs recorded before the tag.
+VOLATILE_METRICS = frozenset({"training_duration_s"})
+
+__all__ = ["KEY_RULE", "VOLATILE_METRICS", "VOLATILE_TAG", "check_key"]
 
 KEY_RULE = "1 to 250 characters from letters, digits, '_', '.', '-', '/' and space"
 _KEY = re.compile(r"[A-Za-z0-9_.\-/ ]{1,250}")

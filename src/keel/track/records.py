@@ -28,13 +28,15 @@ from keel.store.db import (
     runs,
 )
 from keel.track.chunks import unpack
-from keel.track.keys import check_key
+from keel.track.keys import VOLATILE_METRICS, VOLATILE_TAG, check_key
 
 if TYPE_CHECKING:
     from keel.workspace import Workspace
 
 __all__ = [
     "MODEL_TAG",
+    "VOLATILE_METRICS",
+    "VOLATILE_TAG",
     "MetricHistory",
     "RunRecord",
     "format_steps",

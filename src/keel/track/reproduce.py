@@ -7,9 +7,11 @@
 3. Warn about environment differences (Python, package versions).
 4. Re-run the recorded command there, as a new run linked to the original
    (``reproduction_of``), against the same workspace.
-5. Compare: artifact digests and metrics all equal → ``identical``; metrics
-   within the tolerance → ``reproduced``; otherwise ``differs``, with exactly
-   what differs.
+5. Compare: params, inputs, metrics, model and artifact digests all equal →
+   ``identical``; metrics within the tolerance (or files that changed while the
+   metrics did not) → ``reproduced``; otherwise ``differs``, with exactly what
+   differs. Volatile metrics (wall-clock times: ``training_duration_s`` and any
+   logged with ``volatile=True``) are recorded but not compared.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from keel.errors import InvalidInput, KeelError, NotFound
-from keel.track.records import RunRecord, get_run
+from keel.track.records import VOLATILE_METRICS, VOLATILE_TAG, RunRecord, get_run
 
 REGISTER_ENV = "KEEL_REPRODUCE_REGISTER"  # the reproduction's log_model registers versions
 
@@ -204,11 +206,17 @@ def compare(
             f"inputs: {[i['ref'] for i in original.inputs]} -> {[i['ref'] for i in again.inputs]}"
         )
     exact = True
+    volatile = set(VOLATILE_METRICS)
+    for rec in (original, again):
+        volatile.update(k for k in rec.tags.get(VOLATILE_TAG, "").split(",") if k)
     for key in sorted(set(original.metrics) | set(again.metrics)):
         a = original.metrics.get(key, {}).get("last")
         b = again.metrics.get(key, {}).get("last")
         if a is None or b is None:
             differences.append(f"metric {key}: {a!r} -> {b!r}")
+            continue
+        if key in volatile:
+            notes.append(f"metric {key}: {a!r} -> {b!r} (volatile: not compared)")
             continue
         if not _same(a, b, 0.0):
             exact = False
@@ -287,7 +295,7 @@ def reproduce(
             check=False,
             timeout=timeout,
         )
-        again = _find_reproduction(ws, rec.id, started)
+        again = _find_reproduction(ws, rec, started)
         if again is None:
             return Reproduction(
                 rec.id,
@@ -320,21 +328,25 @@ def reproduce(
             _git(["worktree", "prune"], repo_root)
 
 
-def _find_reproduction(ws: Workspace, original: str, since: float) -> RunRecord | None:
+def _find_reproduction(ws: Workspace, original: RunRecord, since: float) -> RunRecord | None:
+    """The run the re-run command made in place of ``original``. A script may start several
+    runs (an autolog run per fit, then one of its own): all are marked as reproductions of
+    ``original``, and the one carrying its name is its counterpart (else the newest)."""
     from sqlalchemy import select
 
     from keel.store.db import runs
 
     with ws.db.read() as conn:
-        row = conn.execute(
-            select(runs.c.id)
-            .where(runs.c.reproduction_of == original, runs.c.created_at >= since - 1)
+        rows = conn.execute(
+            select(runs.c.id, runs.c.name)
+            .where(runs.c.reproduction_of == original.id, runs.c.created_at >= since - 1)
             .order_by(runs.c.created_at.desc())
-            .limit(1)
-        ).first()
-    if row is None:
+            .limit(1000)
+        ).all()
+    if not rows:
         return None
+    chosen = next((r for r in reversed(rows) if r.name == original.name), rows[0])
     try:
-        return get_run(ws, row[0])
+        return get_run(ws, chosen.id)
     except NotFound:  # pragma: no cover - removed between the two reads
         return None

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from keel.errors import InvalidInput, NotFound
 from keel.track.keys import _GOOD as _KNOWN_KEYS
-from keel.track.keys import check_key
+from keel.track.keys import VOLATILE_TAG, check_key
 
 if TYPE_CHECKING:
     from keel.data.version import DatasetVersion
@@ -82,6 +82,7 @@ class Run:
         self._environment: threading.Thread | None = None
         self._durable = True  # False: its start and end wait for a later durable write
         self.reproduction_of: str | None = None  # the run this one re-creates (keel reproduce)
+        self._volatile: set[str] = set()  # metrics keel reproduce does not compare
         self.status = "running"
 
     def __repr__(self) -> str:
@@ -111,14 +112,24 @@ class Run:
 
     # -- metrics: the hot path -----------------------------------------------
     def log_metric(
-        self, key: str, value: float, step: int | None = None, timestamp: float | None = None
+        self,
+        key: str,
+        value: float,
+        step: int | None = None,
+        timestamp: float | None = None,
+        *,
+        volatile: bool = False,
     ) -> None:
         """Record one point. Costs about a microsecond: a background thread writes it.
 
         ``step`` defaults to one more than this metric's last step (0 first).
+        ``volatile=True`` marks a metric that differs from run to run by nature (a wall-clock
+        time): it is recorded, and ``keel reproduce`` does not compare it.
         """
         if key not in _KNOWN_KEYS:
             check_key(key)
+        if volatile and key not in self._volatile:
+            self._mark_volatile(key)
         if type(value) is not float:
             try:
                 value = float(value)
@@ -129,11 +140,18 @@ class Run:
         self._steps[key] = step
         self._extend((key, step, _now() if timestamp is None else timestamp, value))
 
-    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
-        """Record several metrics at one step."""
+    def log_metrics(
+        self, values: Mapping[str, float], step: int | None = None, *, volatile: bool = False
+    ) -> None:
+        """Record several metrics at one step (``volatile``: see :meth:`log_metric`)."""
         now = time.time()
         for key, value in values.items():
-            self.log_metric(key, value, step, now)
+            self.log_metric(key, value, step, now, volatile=volatile)
+
+    def _mark_volatile(self, key: str) -> None:
+        check_key(key)
+        self._volatile.add(key)
+        self.set_tags({VOLATILE_TAG: ",".join(sorted(self._volatile))})
 
     def flush(self) -> None:
         """Write buffered points now (they are written at least every second anyway)."""
