@@ -173,3 +173,19 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+def _in_a_kernel() -> None:
+    """In Jupyter or IPython, note from now on which cells raise: a notebook rebuilt from the
+    input history leaves them out (re-running them would stop its re-execution)."""
+    import sys
+
+    if "IPython" in sys.modules:
+        from keel.track.notebook import shell, watch
+
+        found = shell()
+        if found is not None:
+            watch(found)
+
+
+_in_a_kernel()

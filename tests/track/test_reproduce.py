@@ -344,6 +344,6 @@ def test_run_outside_git_and_unknown_run_exit_2(project: Project, tmp_path: Path
         pass
     ws.close()
     line = one_error_line(reproduce(p, run.id), 2)
-    assert "not started in a git repository" in line
+    assert "recorded no code" in line
     assert "no run 'nosuch'" in one_error_line(reproduce(p, "nosuch"), 2)
     assert "tolerance" in one_error_line(reproduce(p, run.id, "--tolerance", "2"), 2)

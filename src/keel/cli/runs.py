@@ -77,9 +77,16 @@ def list_cmd(filter_: str | None, sort: str | None, limit: int, offset: int, as_
 @runs.command("show")
 @click.argument("run")
 @click.option("--patch", is_flag=True, help="Print the recorded uncommitted diff.")
+@click.option(
+    "--code",
+    "show_code",
+    is_flag=True,
+    help="Print the code the run recorded: the notebook's cells, or the script and its "
+    "local modules.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @click.option("--latest", is_flag=True, help="When several runs carry the name RUN, the newest.")
-def show_cmd(run: str, patch: bool, as_json: bool, latest: bool) -> None:
+def show_cmd(run: str, patch: bool, show_code: bool, as_json: bool, latest: bool) -> None:
     """One run: params, last and best metrics, inputs, code, environment, artifacts, status."""
     from keel.track.records import MODEL_TAG, get_run
     from keel.workspace import connect
@@ -93,6 +100,9 @@ def show_cmd(run: str, patch: bool, as_json: bool, latest: bool) -> None:
             )
         else:
             sys.stdout.buffer.write(data)
+        return
+    if show_code:
+        _print_code(rec)
         return
     env = rec.environment
     if as_json:
@@ -112,6 +122,18 @@ def show_cmd(run: str, patch: bool, as_json: bool, latest: bool) -> None:
     if code["commit"]:
         dirty = " + uncommitted changes" if code["dirty"] else ""
         click.echo(f"  code: {code['commit'][:12]} ({code['branch'] or 'detached'}){dirty}")
+    elif code["kind"] == "folder" and (code["files"] or not code["notebook"]):
+        skipped = f", {len(code['files_skipped'])} over the size limit" if code["files_skipped"] else ""
+        click.echo(
+            f"  code: outside git: {len(code['files'])} files from {code['files_root']}{skipped} "
+            "(--code prints them)"
+        )
+    elif not code["notebook"]:
+        click.echo("  code: none recorded (no git repository, script or notebook)")
+    nb = code["notebook"]
+    if nb:
+        how = "the file" if nb["source"] == "file" else "its cells as executed"
+        click.echo(f"  notebook: {nb['path'] or nb['name']} ({how}, {nb['cells']} code cells)")
     click.echo(f"  command: {' '.join(rec.command.get('argv') or [])}  (in {code['cwd']})")
     if env:
         click.echo(
@@ -199,6 +221,40 @@ def metrics_cmd(run: str, key: str, as_json: bool, latest: bool) -> None:
         f"{s}\t{when(t)}\t{_fmt(v)}\n"
         for s, t, v in zip(history.steps, history.timestamps, history.values, strict=True)
     )
+
+
+def _print_code(rec: Any) -> None:
+    """The notebook's code cells, then the files recorded outside git (or where git has them)."""
+    from keel.store.objects import Tree, iter_content
+    from keel.track.notebook import cell_sources
+
+    assert rec.workspace is not None
+    objects = rec.workspace.objects
+    code = rec.code
+    printed = False
+    if code["notebook"]:
+        nb = code["notebook"]
+        click.echo(f"# notebook {nb['path'] or nb['name']}")
+        for count, source in cell_sources(objects.get(nb["oid"])):
+            click.echo(f"\n# In[{count if count is not None else ' '}]:\n{source.rstrip()}")
+        printed = True
+    if code["files_oid"]:
+        for entry in Tree.decode(objects.get(code["files_oid"])):
+            data = b"".join(iter_content(objects, entry.oid, entry.chunked))
+            click.echo(f"\n# ---- {entry.path} ----\n{data.decode(errors='replace').rstrip()}")
+        printed = True
+    if code["commit"]:
+        click.echo(
+            f"\n# git: commit {code['commit']} in {code['repo_root']}"
+            + ("; uncommitted changes: keel runs show RUN --patch" if code["dirty"] else "")
+        )
+        printed = True
+    if not printed:
+        from keel.errors import NotFound
+
+        raise NotFound(
+            f"run {rec.id[:8]} recorded no code (no git repository, script or notebook)"
+        )
 
 
 @click.command("reproduce")

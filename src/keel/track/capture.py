@@ -1,10 +1,13 @@
 """What a run records about its code and environment, so it can be re-created.
 
-Code: the git commit, branch and remote, the uncommitted changes to tracked
-files as a binary patch, and the untracked (not ignored) files under a size
-limit, so a dirty working tree is reproducible. Environment: Python, the
-platform, the CPU count and every installed distribution with its version
-(read from ``importlib.metadata``: no ``pip freeze`` subprocess).
+Code, in a git repository: the commit, branch and remote, the uncommitted
+changes to tracked files as a binary patch, and the untracked (not ignored)
+files under a size limit, so a dirty working tree is reproducible. Outside
+one: the script and the local modules it imported from its folder, as a tree
+(the same size limits). In Jupyter or IPython, the notebook too
+(``keel.track.notebook``). Environment: Python, the platform, the CPU count and
+every installed distribution with its version (read from
+``importlib.metadata``: no ``pip freeze`` subprocess).
 """
 
 from __future__ import annotations
@@ -45,6 +48,35 @@ class CodeState:
     untracked_oid: str | None = None
     untracked_skipped: list[str] = field(default_factory=list)
     cwd: str = "."
+    # outside git: the folder the files were taken from, the tree of them, and their paths
+    files_root: str | None = None
+    files_oid: str | None = None
+    files: list[str] = field(default_factory=list)
+    notebook: dict[str, Any] | None = None  # keel.track.notebook: where its cells came from
+
+    @property
+    def kind(self) -> str | None:
+        """``git``, ``folder`` (files outside git), or None (nothing recorded)."""
+        if self.commit is not None:
+            return "git"
+        if self.files_oid is not None:
+            return "folder"
+        return None
+
+    def record(self) -> dict[str, Any]:
+        """What the run's command record keeps of the code beyond the git columns."""
+        doc: dict[str, Any] = {}
+        if self.files_oid is not None:
+            doc["code"] = {
+                "kind": "folder",
+                "root": self.files_root,
+                "tree": self.files_oid,
+                "files": self.files,
+                "skipped": self.untracked_skipped,
+            }
+        if self.notebook is not None:
+            doc["notebook"] = self.notebook
+        return doc
 
 
 def _git(args: list[str], cwd: str) -> subprocess.CompletedProcess[bytes]:
@@ -57,9 +89,30 @@ def _git(args: list[str], cwd: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-def capture_code(store: ObjectStore, cwd: str | None = None) -> CodeState:
-    """Record the repository state around ``cwd``; outside a repository, only the folder."""
+def capture_code(
+    store: ObjectStore,
+    cwd: str | None = None,
+    *,
+    argv: list[str] | None = None,
+    notebook: str | os.PathLike[str] | None = None,
+) -> CodeState:
+    """Record the repository state around ``cwd``; outside a repository, the script
+    (``argv[0]``) and the local modules imported from its folder. In Jupyter or IPython (or
+    given ``notebook``), the notebook as well."""
+    from keel.track.notebook import capture_notebook
+
     here = os.path.abspath(cwd or os.getcwd())
+    argv = list(sys.argv if argv is None else argv)
+    nb = capture_notebook(store, here, notebook)
+    state = _capture_git(store, here)
+    if state.commit is None:
+        base = _folder_of(argv, here, nb)
+        _capture_folder(store, state, base, argv, nb)
+    state.notebook = nb
+    return state
+
+
+def _capture_git(store: ObjectStore, here: str) -> CodeState:
     state = CodeState(cwd=here)
     try:
         top = _git(["rev-parse", "--show-toplevel"], here)
@@ -106,6 +159,79 @@ def capture_code(store: ObjectStore, cwd: str | None = None) -> CodeState:
         state.untracked_oid = store.put(Tree(entries).encode())
         state.dirty = True
     return state
+
+
+def _folder_of(argv: list[str], here: str, nb: dict[str, Any] | None) -> str:
+    """Where the code lives outside git: the script's folder, the notebook's, or the cwd."""
+    if nb is not None and nb.get("folder"):
+        return str(nb["folder"])
+    if argv and argv[0] not in ("", "-c", "-m") and os.path.isfile(argv[0]):
+        return os.path.dirname(os.path.abspath(argv[0]))
+    return here
+
+
+def _installed_prefixes() -> tuple[str, ...]:
+    """Where installed packages live (as written and resolved): never the user's code."""
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    return tuple(
+        {os.path.join(f(p), "") for p in prefixes for f in (os.path.abspath, os.path.realpath)}
+    )
+
+
+def _local_modules(base: str) -> list[str]:
+    """Files of modules imported from under ``base`` (not an installed package), sorted.
+    Module paths are compared as written first: resolving each of a few thousand would
+    cost a start tens of milliseconds."""
+    roots = {os.path.join(os.path.abspath(base), ""), os.path.join(os.path.realpath(base), "")}
+    skip = _installed_prefixes()
+    found = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path or not path.endswith(".py") or not path.startswith(tuple(roots)):
+            continue
+        if path.startswith(skip):
+            continue
+        real = os.path.realpath(path)
+        root = next((r for r in roots if real.startswith(r)), None)
+        if root is None or real.startswith(skip):
+            continue
+        rel = real[len(root) :]
+        parts = rel.split(os.sep)
+        if ".keel" in parts or "site-packages" in parts or "dist-packages" in parts:
+            continue
+        found.add(rel)
+    return sorted(found)
+
+
+def _capture_folder(
+    store: ObjectStore, state: CodeState, base: str, argv: list[str], nb: dict[str, Any] | None
+) -> None:
+    """Outside git: store the script and the local modules it imported as one tree."""
+    names = set(_local_modules(base))
+    if argv and argv[0] not in ("", "-c", "-m") and os.path.isfile(argv[0]):
+        script = os.path.relpath(os.path.realpath(argv[0]), os.path.realpath(base))
+        if not script.startswith(".."):
+            names.add(script)
+    if not names and nb is None:
+        return
+    entries: list[TreeEntry] = []
+    total = 0
+    for name in sorted(names):
+        path = Path(base, name)
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if st.st_size > UNTRACKED_FILE_LIMIT or total + st.st_size > UNTRACKED_TOTAL_LIMIT:
+            state.untracked_skipped.append(name)
+            continue
+        stored = store_file(store, path)
+        rel = name.replace(os.sep, "/")
+        entries.append(TreeEntry(rel, stored.oid, stored.size, st.st_mode & 0o777, stored.chunked))
+        total += st.st_size
+    state.files_root = base
+    state.files = [e.path for e in entries]
+    state.files_oid = store.put(Tree(entries).encode())
 
 
 _PACKAGES: dict[tuple[tuple[str, int], ...], dict[str, str]] = {}

@@ -308,6 +308,8 @@ def _load(conn: Connection, row: Any, ws: Workspace) -> RunRecord:
         )
     ]
     made = _models(conn, pk, tags)
+    command = json.loads(row.command)
+    folder = command.get("code") or {}
     code = {
         "repo_root": row.repo_root,
         "commit": row.git_commit,
@@ -317,6 +319,13 @@ def _load(conn: Connection, row: Any, ws: Workspace) -> RunRecord:
         "patch_oid": row.patch_oid,
         "untracked_oid": row.untracked_oid,
         "cwd": row.cwd,
+        # outside git: the script and local modules (a tree); in a kernel: the notebook
+        "kind": "git" if row.git_commit else ("folder" if folder.get("tree") else None),
+        "files_root": folder.get("root"),
+        "files_oid": folder.get("tree"),
+        "files": folder.get("files", []),
+        "files_skipped": folder.get("skipped", []),
+        "notebook": command.get("notebook"),
     }
     return RunRecord(
         id=row.id,
@@ -333,7 +342,7 @@ def _load(conn: Connection, row: Any, ws: Workspace) -> RunRecord:
         inputs=inputs,
         artifacts=artifacts,
         code=code,
-        command=json.loads(row.command),
+        command=command,
         seeds=json.loads(row.seeds),
         environment_oid=row.environment_oid,
         error=row.error,

@@ -1,11 +1,13 @@
 """``keel reproduce RUN``: re-create a run from its record and say whether it came out the same.
 
 1. Check out the recorded commit in a temporary git worktree, apply the
-   recorded patch and write the recorded untracked files.
+   recorded patch and write the recorded untracked files; for code outside git,
+   write the recorded script and local modules into a scratch folder.
 2. Check the input dataset versions still exist; materialize each at the
    path it was added from when that path lies inside the repository.
 3. Warn about environment differences (Python, package versions).
-4. Re-run the recorded command there, as a new run linked to the original
+4. Re-run the recorded command there (or re-execute the recorded notebook
+   headless with nbclient), as a new run linked to the original
    (``reproduction_of``), against the same workspace.
 5. Compare: params, inputs, metrics, model and artifact digests all equal →
    ``identical``; metrics within the tolerance (or files that changed while the
@@ -98,15 +100,22 @@ def _repository(rec: RunRecord) -> str:
     )
 
 
-def _command(rec: RunRecord, repo_root: str, worktree: Path) -> list[str]:
+def _check_command(rec: RunRecord) -> None:
     argv = list(rec.command.get("argv") or [])
     if not argv or argv[0] in ("", "-c") or "ipykernel" in argv[0]:
         raise CannotReproduce(
             f"run {rec.id[:8]} was started from an interactive session or `python -c` "
-            f"(argv {argv!r}); only a script or module run can be re-run"
+            f"(argv {argv!r}) and recorded no notebook; only a script, a module or a "
+            "notebook run can be re-run"
         )
+
+
+def _command(rec: RunRecord, repo_root: str, worktree: Path) -> list[str]:
+    argv = list(rec.command.get("argv") or [])
     if argv[0] != "-m":
         script = Path(argv[0])
+        if not script.is_absolute() and rec.code.get("kind") == "folder":
+            script = Path(str(rec.code["cwd"]), script)  # outside git the cwd is absolute
         if script.is_absolute():
             try:
                 argv[0] = str(worktree / script.relative_to(repo_root))
@@ -148,7 +157,7 @@ def _check_inputs(ws: Workspace, rec: RunRecord) -> list[Any]:
 def _prepare(
     ws: Workspace, rec: RunRecord, repo_root: str, worktree: Path, inputs: list[Any]
 ) -> list[str]:
-    notes = []
+    notes: list[str] = []
     added = _git(["worktree", "add", "--detach", str(worktree), str(rec.code["commit"])], repo_root)
     if added.returncode != 0:
         raise KeelError(f"git worktree add failed: {added.stderr.strip()}")
@@ -168,12 +177,35 @@ def _prepare(
             dest.parent.mkdir(parents=True, exist_ok=True)
             if not dest.exists():
                 write_content(ws.objects, entry.oid, entry.chunked, str(dest), entry.mode)
+    return notes + _materialize(inputs, repo_root, worktree)
+
+
+def _prepare_folder(ws: Workspace, rec: RunRecord, base: Path, inputs: list[Any]) -> list[str]:
+    """Outside git: write the recorded script and local modules into ``base``."""
+    from keel.store.objects import Tree, write_content
+
+    base.mkdir(parents=True, exist_ok=True)
+    for entry in Tree.decode(ws.objects.get(rec.code["files_oid"])):
+        dest = base / entry.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_content(ws.objects, entry.oid, entry.chunked, str(dest), entry.mode)
+    notes = []
+    if rec.code["files"]:
+        notes.append(f"code outside git: {len(rec.code['files'])} files from {rec.code['files_root']}")
+    if rec.code["files_skipped"]:
+        notes.append(f"not recorded (over the size limit): {', '.join(rec.code['files_skipped'])}")
+    return notes + _materialize(inputs, str(rec.code["files_root"]), base)
+
+
+def _materialize(inputs: list[Any], original_root: str, base: Path) -> list[str]:
+    """Each input dataset version added from inside the code's folder, back at its path."""
+    notes = []
     for version in inputs:
         try:
-            rel = Path(version.source).relative_to(repo_root)
+            rel = Path(version.source).relative_to(original_root)
         except ValueError:
-            continue  # added from outside the repository: the code reads it through keel
-        dest = worktree / rel
+            continue  # added from outside the code's folder: the code reads it through keel
+        dest = base / rel
         if dest.exists():
             notes.append(f"{version.ref}: {rel} exists in the checkout; left as it is")
             continue
@@ -181,6 +213,16 @@ def _prepare(
         version.materialize(str(dest), link="copy")
         notes.append(f"{version.ref} materialized at {rel}")
     return notes
+
+
+def _inside(path: str | None, root: str, base: Path, fallback: Path) -> Path:
+    """``path`` (absolute, under ``root`` when the run started) moved under ``base``."""
+    if path:
+        try:
+            return base / Path(path).relative_to(root)
+        except ValueError:
+            pass
+    return fallback
 
 
 def _same(a: Any, b: Any, tolerance: float) -> bool:
@@ -272,66 +314,126 @@ def reproduce(
     if not (0 <= tolerance < 1):
         raise InvalidInput(f"invalid tolerance {tolerance}: expected a number from 0 up to 1")
     rec = get_run(ws, ref, latest=latest)
-    repo_root = _repository(rec)
+    kind = rec.code.get("kind")
+    notebook = rec.code.get("notebook")
+    if kind is None:
+        raise CannotReproduce(
+            f"run {rec.id[:8]} recorded no code: it was started outside a git repository "
+            "with no script, notebook or local module to record (or with capture_code=False)"
+        )
+    repo_root = _repository(rec) if kind == "git" else None
+    if notebook is None:
+        _check_command(rec)
     inputs = _check_inputs(ws, rec)
     env_diff = environment_differences(rec.environment or {}, capture_environment())
     scratch = Path(tempfile.mkdtemp(prefix=f"keel-reproduce-{rec.id[:8]}-"))
-    worktree = scratch / "checkout"
+    base = scratch / "checkout"
     try:
-        notes = _prepare(ws, rec, repo_root, worktree, inputs)
-        cmd = _command(rec, repo_root, worktree)
-        cwd = worktree / str(rec.code.get("cwd") or ".")
+        if repo_root is not None:
+            notes = _prepare(ws, rec, repo_root, base, inputs)
+            original_root = repo_root
+            cwd = base / str(rec.code.get("cwd") or ".")
+        else:
+            # the files' folder and the cwd keep their places relative to each other
+            original_root = str(rec.code["files_root"])
+            started_in = str(rec.code.get("cwd") or original_root)
+            common = os.path.commonpath([original_root, started_in])
+            cwd = base / os.path.relpath(started_in, common)
+            base = base / os.path.relpath(original_root, common)
+            notes = _prepare_folder(ws, rec, base, inputs)
+        cwd.mkdir(parents=True, exist_ok=True)
         started = time.time()
         env = {**os.environ, "KEEL_HOME": str(ws.root), "KEEL_REPRODUCTION_OF": rec.id}
         env.pop(REGISTER_ENV, None)
         if register:
             env[REGISTER_ENV] = "1"
-        proc = subprocess.run(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdout=output or sys.stdout,
-            stderr=output or sys.stderr,
-            check=False,
-            timeout=timeout,
-        )
+        failure = None
+        if notebook is not None:
+            returncode, failure = _run_notebook(
+                ws, notebook, original_root, base, cwd, env, timeout, output
+            )
+            notes.append(f"notebook re-executed headless ({notebook['source']}, {notebook['cells']} cells)")
+        else:
+            proc = subprocess.run(
+                _command(rec, original_root, base),
+                cwd=cwd,
+                env=env,
+                stdout=output or sys.stdout,
+                stderr=output or sys.stderr,
+                check=False,
+                timeout=timeout,
+            )
+            returncode = proc.returncode
         again = _find_reproduction(ws, rec, started)
         if again is None:
+            why = failure or f"the command exited {returncode}"
             return Reproduction(
                 rec.id,
                 None,
                 "failed",
                 tolerance,
-                proc.returncode,
-                [f"the command exited {proc.returncode} and recorded no keel run"],
+                returncode,
+                [f"{why} and recorded no keel run"],
                 notes,
                 env_diff,
             )
         verdict, differences, more = compare(rec, again, tolerance)
-        if proc.returncode != 0 or again.status != "finished":
+        if returncode != 0 or again.status != "finished":
             verdict = "failed"
-            differences.insert(0, f"the reproduction ended {again.status} (exit {proc.returncode})")
+            differences.insert(
+                0, failure or f"the reproduction ended {again.status} (exit {returncode})"
+            )
         return Reproduction(
             rec.id,
             again.id,
             verdict,
             tolerance,
-            proc.returncode,
+            returncode,
             differences,
             notes + more,
             env_diff,
         )
     finally:
         if not keep:
-            _git(["worktree", "remove", "--force", str(worktree)], repo_root)
+            if repo_root is not None:
+                _git(["worktree", "remove", "--force", str(base)], repo_root)
             shutil.rmtree(scratch, ignore_errors=True)
-            _git(["worktree", "prune"], repo_root)
+            if repo_root is not None:
+                _git(["worktree", "prune"], repo_root)
+
+
+def _run_notebook(
+    ws: Workspace,
+    notebook: dict[str, Any],
+    original_root: str,
+    base: Path,
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float | None,
+    output: IO[str] | int | None,
+) -> tuple[int, str | None]:
+    """Write the recorded notebook where it was (under ``base``) and execute it there;
+    (0, None) when every cell ran, else (1, which cell raised)."""
+    from keel.track.notebook import NotebookFailed, execute_notebook
+
+    path = _inside(notebook.get("path"), original_root, base, cwd / str(notebook["name"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(ws.objects.get(notebook["oid"]))
+    # Jupyter starts a kernel in its notebook's folder; a session rebuilt from history ran
+    # in the folder the run started in
+    where = path.parent if notebook["source"] == "file" else cwd
+    try:
+        execute_notebook(path, where, env, timeout, output)
+    except NotebookFailed as exc:
+        return 1, f"the notebook failed: {exc}"
+    return 0, None
 
 
 def _find_reproduction(ws: Workspace, original: RunRecord, since: float) -> RunRecord | None:
-    """The run the re-run command made in place of ``original``. A script may start several
-    runs (an autolog run per fit, then one of its own): all are marked as reproductions of
-    ``original``, and the one carrying its name is its counterpart (else the newest)."""
+    """The run the re-run made in place of ``original``. A script or notebook may start
+    several runs (an autolog run per fit, a loop of runs of one name): all are marked as
+    reproductions of ``original``; its counterpart is the one of its name started in the
+    same order (``ordinal``: how many of that name its process had started before it)."""
     from sqlalchemy import select
 
     from keel.store.db import runs
@@ -340,12 +442,14 @@ def _find_reproduction(ws: Workspace, original: RunRecord, since: float) -> RunR
         rows = conn.execute(
             select(runs.c.id, runs.c.name)
             .where(runs.c.reproduction_of == original.id, runs.c.created_at >= since - 1)
-            .order_by(runs.c.created_at.desc())
+            .order_by(runs.c.created_at, runs.c.pk)
             .limit(1000)
         ).all()
     if not rows:
         return None
-    chosen = next((r for r in reversed(rows) if r.name == original.name), rows[0])
+    named = [r for r in rows if r.name == original.name] or rows
+    ordinal = int(original.command.get("ordinal") or 0)
+    chosen = named[min(ordinal, len(named) - 1)] if named is not rows else rows[-1]
     try:
         return get_run(ws, chosen.id)
     except NotFound:  # pragma: no cover - removed between the two reads

@@ -83,6 +83,8 @@ class Run:
         self._durable = True  # False: its start and end wait for a later durable write
         self.reproduction_of: str | None = None  # the run this one re-creates (keel reproduce)
         self._volatile: set[str] = set()  # metrics keel reproduce does not compare
+        # a notebook run whose cells come from history: (its command record, the notebook)
+        self._history: tuple[dict[str, Any], dict[str, Any]] | None = None
         self.status = "running"
 
     def __repr__(self) -> str:
@@ -378,18 +380,63 @@ class Run:
         except BaseException as exc:  # noqa: BLE001 - recorded below, then raised
             flush_error = exc
             status, error = "failed", f"{error or ''}metrics could not be written: {exc}"
+        grown = self._grown_history()
+
         def txn(conn: Any) -> None:
             now = time.time()
             conn.execute(
                 update(runs).where(runs.c.pk == self.pk),
                 {"status": status, "ended_at": now, "heartbeat_at": now, "error": error},
             )
+            if grown is not None:
+                self._record_history(conn, *grown)
             if also is not None and flush_error is None:
                 also(conn)
 
         self.workspace.db.write(txn, durable=self._durable)
         if flush_error is not None:
             raise flush_error
+
+
+    def _grown_history(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """A notebook run from history whose cells grew since it started (it ended in a later
+        cell): the command record and notebook to record instead, stored. None otherwise."""
+        if self._history is None:
+            return None
+        from keel.track.notebook import recapture
+
+        command, notebook = self._history
+        try:
+            with self.workspace.writing_objects():
+                again = recapture(self.workspace.objects, notebook)
+                self.workspace.objects.commit()
+        except Exception:  # noqa: BLE001 - the start's cells stay recorded
+            return None
+        return None if again is None else ({**command, "notebook": again}, again)
+
+    def _record_history(self, conn: Any, command: dict[str, Any], notebook: dict[str, Any]) -> None:
+        from sqlalchemy import update
+
+        from keel.store.db import object_refs, runs
+
+        conn.execute(update(runs).where(runs.c.pk == self.pk), {"command": json.dumps(command)})
+        conn.execute(
+            object_refs.delete().where(
+                object_refs.c.owner_kind == "run",
+                object_refs.c.owner_id == str(self.pk),
+                object_refs.c.role == "notebook",
+            )
+        )
+        conn.execute(
+            object_refs.insert().values(
+                owner_kind="run",
+                owner_id=str(self.pk),
+                role="notebook",
+                oid=notebook["oid"],
+                shape="blob",
+                label=f"run {self.id[:8]} (notebook)",
+            )
+        )
 
 
 def _artifact_role(path: str) -> str:
@@ -416,8 +463,13 @@ def start_run(
     capture_code: bool = True,
     capture_environment: bool = True,
     durable: bool = True,
+    notebook: str | os.PathLike[str] | None = None,
 ) -> Run:
     """Start recording a run: code, environment, and whatever you log.
+
+    The code: in a git repository its commit and uncommitted changes; outside one, the
+    script and the local modules it imported; in Jupyter or IPython, the notebook as well
+    (``notebook="train.ipynb"`` names it when the kernel cannot; else its cells as executed).
 
     The run, its params and its tags are written in one transaction; bad params or
     tags are refused before anything is recorded. ``capture_environment=False`` is
@@ -458,7 +510,7 @@ def start_run(
     ws = workspace
     store = ws.objects
     with ws.writing_objects():
-        code = capture(store) if capture_code else None
+        code = capture(store, notebook=notebook) if capture_code else None
         store.commit()
         now = time.time()
         values: dict[str, Any] = {
@@ -472,7 +524,14 @@ def start_run(
             "user": _actor(),
             "host": socket.gethostname()[:255],
             "pid": os.getpid(),
-            "command": json.dumps({"python": sys.executable, "argv": list(sys.argv)}),
+            "command": json.dumps(
+                {
+                    "python": sys.executable,
+                    "argv": list(sys.argv),
+                    "ordinal": _ordinal(name),
+                    **(code.record() if code else {}),
+                }
+            ),
             "cwd": code.cwd if code else os.getcwd(),
             "repo_root": code.repo_root if code else None,
             "git_commit": code.commit if code else None,
@@ -508,6 +567,10 @@ def start_run(
                 refs.append(("patch", values["patch_oid"], "blob"))
             if values["untracked_oid"]:
                 refs.append(("untracked", values["untracked_oid"], "tree"))
+            if code is not None and code.files_oid:
+                refs.append(("code", code.files_oid, "tree"))
+            if code is not None and code.notebook is not None:
+                refs.append(("notebook", code.notebook["oid"], "blob"))
             if refs:
                 conn.execute(
                     object_refs.insert(),
@@ -532,6 +595,8 @@ def start_run(
     run._params.update({k: text for k, (text, _) in encoded.items()})
     run._durable = durable
     run.reproduction_of = values["reproduction_of"]
+    if code is not None and code.notebook is not None and code.notebook["source"] == "history":
+        run._history = (json.loads(values["command"]), code.notebook)
     if capture_environment:
         run._environment = threading.Thread(
             target=_record_environment, args=(ws, pk, run_id, code), name="keel-env", daemon=True
@@ -541,6 +606,19 @@ def start_run(
         _ACTIVE.append(run)
     _install_hooks()
     return run
+
+
+_ORDINALS: dict[str, int] = {}
+
+
+def _ordinal(name: str) -> int:
+    """How many runs named ``name`` this process started before this one: a reproduction
+    re-runs the whole script or notebook, and this tells which of its runs stands for
+    the original."""
+    with _ACTIVE_LOCK:
+        n = _ORDINALS.get(name, 0)
+        _ORDINALS[name] = n + 1
+    return n
 
 
 def _actor() -> str:
