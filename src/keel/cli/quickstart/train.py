@@ -142,6 +142,15 @@ def tracking_chapter(
         f"  {result.verdict}: run {best.id[:8]} -> {(result.reproduction or '-')[:8]} "
         "(same metrics, same model bytes)"
     )
+    if result.reproduction:
+        from keel.track.records import get_run
+
+        made = get_run(ws, result.reproduction).models
+        if made and not made[0]["registered"]:
+            out.print(
+                f"  its model is recorded with the reproduction, not registered: the registry "
+                f"keeps one {made[0]['name']} version per training (--register adds one)"
+            )
     return page.runs[-1].id, best.id
 
 
