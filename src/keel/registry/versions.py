@@ -328,7 +328,7 @@ def resolve_model(ws: Workspace, ref: str | ModelRef) -> ModelVersion:
             number = int(
                 conn.execute(
                     select(func.max(_MV.number)).where(
-                        _MV.model_id == mid, _MV.number.notin_(hidden)
+                        _MV.model_id == mid, _MV.number.notin_(sorted(hidden))
                     )
                 ).scalar()
                 or 0
@@ -362,7 +362,7 @@ def _resolve_fast(conn: Connection, ws: Workspace, parsed: ModelRef) -> ModelVer
     else:
         hidden = archived_versions(conn, parsed.name)
         if hidden:
-            query = query.where(_MV.number.notin_(hidden))
+            query = query.where(_MV.number.notin_(sorted(hidden)))
         query = query.order_by(_MV.number.desc()).limit(1)
     row = conn.execute(query).first()
     if row is None:
@@ -628,7 +628,7 @@ def list_models(ws: Workspace, *, include_archived: bool = False) -> list[ModelS
                 latest = conn.execute(
                     select(func.max(_MV.number))
                     .join(models, models.c.id == _MV.model_id)
-                    .where(models.c.name == name, _MV.number.notin_(hidden))
+                    .where(models.c.name == name, _MV.number.notin_(sorted(hidden)))
                 ).scalar()
             out.append(
                 ModelSummary(
