@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from keel import data, errors, monitor
+    from keel import data, errors, features, monitor
     from keel.data import DatasetVersion
     from keel.errors import KeelError
     from keel.evaluation import evaluate, gate
@@ -42,6 +42,7 @@ __all__ = [
     "end_run",
     "errors",
     "evaluate",
+    "features",
     "gate",
     "get_run",
     "init",
@@ -61,6 +62,7 @@ __all__ = [
 _LAZY = {
     "data": ("keel.data", None),
     "errors": ("keel.errors", None),
+    "features": ("keel.features", None),
     "DatasetVersion": ("keel.data", "DatasetVersion"),
     "KeelError": ("keel.errors", "KeelError"),
     "Workspace": ("keel.workspace", "Workspace"),

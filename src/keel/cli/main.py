@@ -28,6 +28,10 @@ COMMANDS = {
         "Check every object and record; exit 1 if any is wrong.",
     ),
     "gc": ("keel.cli.workspace:gc_cmd", "Remove objects no record needs."),
+    "features": (
+        "keel.cli.features:features",
+        "Feature views as versioned code: apply, list, show, diff, build, training-set.",
+    ),
     "runs": ("keel.cli.runs:runs", "Experiment runs: list, show, compare, metrics."),
     "models": ("keel.cli.models:models", "Model registry: list, show, alias, promote, rollback, archive."),
     "lineage": (

@@ -309,6 +309,8 @@ def lineage_cmd(ref: str, as_json: bool, at_text: str | None) -> None:
             extra = f" on {n['data']}"
         elif n["kind"] == "drift report":
             extra = f" {n.get('status')}"
+        elif n["kind"] == "feature" and n.get("feature_kind") == "on_demand":
+            extra = " (on-demand)"
         return f"{n['kind']} {n['ref']}{extra}"
 
     root = graph["root"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from keel.data.names import check_name
 from keel.data.scan import ScannedFile, scan
@@ -26,6 +26,9 @@ from keel.store.objects.files import store_file
 from keel.store.objects.tree import Tree, TreeEntry
 from keel.workspace import Workspace
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
 __all__ = ["Progress", "add"]
 
 # Called with (bytes done, bytes to do) as files are stored.
@@ -39,10 +42,16 @@ def add(
     message: str = "",
     workspace: Workspace | None = None,
     progress: Progress | None = None,
+    also: Callable[[Connection, int], None] | None = None,
+    source: str | None = None,
 ) -> DatasetVersion:
     """Version the file or folder at ``path`` as dataset ``name``.
 
     Returns the new version (``is_new=True``), or the head when nothing changed.
+    ``also(conn, version_id)`` records more with the version, in its transaction (in a
+    transaction of its own when the head was unchanged and nothing else is written).
+    ``source`` says where the data came from when ``path`` is only where it was written
+    (a built training set); the path by default.
     """
     check_name(name)
     if workspace is None:
@@ -57,7 +66,7 @@ def add(
     if known is not None:  # the same listing as a recorded add: no per-file work at all
         _, head = dataset_head(ws.settings.db_url, name, HEAD_REVISION)
         if head is not None and head["digest"] == known:
-            return DatasetVersion(name=name, **head, workspace=ws)
+            return _also(ws, DatasetVersion(name=name, **head, workspace=ws), also)
     cache = ws.stat_cache.load_under(root)
     cached: list[tuple[TreeEntry, ScannedFile]] = []
     todo: list[ScannedFile] = []
@@ -75,7 +84,7 @@ def add(
         if head is not None and head["digest"] == digest:
             newest = max((f.st.st_mtime_ns for f in files), default=0)
             ws.stat_cache.remember_tree(root, signature, digest, newest, started_ns)
-            return DatasetVersion(name=name, **head, workspace=ws)
+            return _also(ws, DatasetVersion(name=name, **head, workspace=ws), also)
 
     hashed_ns = time.time_ns()
     learned: list[tuple[str, os.stat_result, str, bool]] = []
@@ -83,7 +92,8 @@ def add(
         store = ws.objects
         try:
             version = _store_and_record(
-                ws, store, name, message, kind, root, files, cached, todo, learned, progress
+                ws, store, name, message, kind, root, files, cached, todo, learned, progress, also,
+                source,
             )
         except BaseException:
             store.abort()  # nothing half written: staged temporaries go, no record was made
@@ -114,6 +124,8 @@ def _store_and_record(
     todo: list[ScannedFile],
     learned: list[tuple[str, os.stat_result, str, bool]],
     progress: Progress | None,
+    also: Callable[[Connection, int], None] | None = None,
+    source: str | None = None,
 ) -> DatasetVersion:
     # Entries from the cache name objects that gc may have removed since: store those again.
     # The head version's objects exist (a record names them), so only the others are checked.
@@ -157,8 +169,23 @@ def _store_and_record(
         profile_oid=profile_oid,
         profile_error=profile_error,
         message=message,
-        source=root,
+        source=source or root,
+        also=also,
     )
+
+
+def _also(
+    ws: Workspace, version: DatasetVersion, also: Callable[[Connection, int], None] | None
+) -> DatasetVersion:
+    """The head was unchanged: record ``also`` against it."""
+    if also is not None:
+        from keel.data.catalog import version_id
+
+        def txn(conn: Connection) -> None:
+            also(conn, version_id(conn, version.name, version.number))
+
+        ws.db.write(txn)
+    return version
 
 
 def _head_objects(ws: Workspace, head: dict[str, Any] | None) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -217,8 +218,12 @@ def record_version(
     profile_error: str | None,
     message: str,
     source: str,
+    also: Callable[[Connection, int], None] | None = None,
 ) -> DatasetVersion:
-    """Record a new version and move the head to it, unless the head already has this digest."""
+    """Record a new version and move the head to it, unless the head already has this digest.
+
+    ``also(conn, version_id)`` records more in the same transaction (what the version was
+    made from), for the new version or the head it matched."""
     who = actor()
 
     def txn(conn: Connection) -> DatasetVersion:
@@ -231,6 +236,8 @@ def record_version(
                 select(dataset_versions).where(and_(_V.dataset_id == ds_id, _V.number == int(head)))
             ).first()
             if row is not None and row.digest == digest:
+                if also is not None:
+                    also(conn, int(row.id))
                 return _version(row, name, ws)
         number = next_number(conn, _V.number, _V.dataset_id, ds_id)
         values = dict(
@@ -273,6 +280,8 @@ def record_version(
             )
         conn.execute(insert(object_refs), refs)
         move_pointer(conn, HEAD, name, str(number), message or f"add v{number}")
+        if also is not None and version_id:
+            also(conn, int(version_id[0]))
         return DatasetVersion(
             name=name,
             number=number,

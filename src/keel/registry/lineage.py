@@ -85,7 +85,23 @@ def lineage(ws: Workspace, ref: str, *, at: float | None = None) -> dict[str, An
         for item in rec.inputs:
             did = add(_node("dataset", item["ref"], digest=item["digest"]))
             edge(did, rid, "input of")
+            features_upstream(item["ref"], did)
         return rid
+
+    def features_upstream(dataset_ref: str, did: str) -> None:
+        """A dataset version built from features: the feature versions, their sources and
+        the entity table it was made from."""
+        made = _made_from(ws, dataset_ref)
+        for view in made["features"]:
+            fid = add(_node("feature", view["ref"], feature_kind=view["kind"], digest=view["digest"]))
+            edge(fid, did, "built into")
+            if view["source"]:
+                sid = add(_node("dataset", view["source"]))
+                edge(sid, fid, "source of")
+            for input_ref in view["inputs"]:
+                edge(add(_node("feature", input_ref)), fid, "input of")
+        for entities in made["entities"]:
+            edge(add(_node("dataset", entities)), did, "entities of")
 
     is_dataset = "@v" in ref and ref.split("@v", 1)[1].isdigit() and "/" not in ref
     if is_dataset:
@@ -116,6 +132,12 @@ def lineage(ws: Workspace, ref: str, *, at: float | None = None) -> dict[str, An
             edge(root, jid, judged["relation"])
             for model_ref in judged["models"]:
                 edge(add(_node("model", model_ref)), jid, "judged by")
+        features_upstream(version.ref, root)
+        for view in _fed(ws, vid):
+            fid = add(_node("feature", view["ref"], feature_kind=view["kind"]))
+            edge(root, fid, "source of")
+            for built in view["built"]:
+                edge(fid, add(_node("dataset", built)), "built into")
         return {"root": root, "nodes": list(nodes.values()), "edges": edges}
 
     try:
@@ -218,6 +240,118 @@ def _judgements(ws: Workspace, mv: Any) -> list[dict[str, Any]]:
             .order_by(evaluations.c.created_at)
         ).all()
     return [{"id": r.id, "kind": r.kind, "summary": evaluation_summary(r.summary)} for r in rows]
+
+
+def _made_from(ws: Workspace, dataset_ref: str) -> dict[str, list[Any]]:
+    """What a dataset version built from features was made of (keel.features): the
+    feature versions, each with its source and inputs, and the entity tables."""
+    import json
+
+    from sqlalchemy.orm import aliased
+
+    from keel.data.catalog import version_id
+    from keel.data.names import parse_ref
+    from keel.errors import NotFound
+    from keel.store.db import (
+        dataset_versions,
+        datasets,
+        feature_lineage,
+        feature_view_versions,
+        feature_views,
+    )
+
+    parsed = parse_ref(dataset_ref)
+    if parsed.name is None or parsed.number is None:
+        return {"features": [], "entities": []}
+    source = aliased(dataset_versions)
+    source_set = aliased(datasets)
+    with ws.db.read() as conn:
+        try:
+            vid = version_id(conn, parsed.name, parsed.number)
+        except NotFound:
+            return {"features": [], "entities": []}
+        views = conn.execute(
+            select(
+                feature_views.c.name,
+                feature_view_versions.c.number,
+                feature_view_versions.c.kind,
+                feature_view_versions.c.digest,
+                feature_view_versions.c.definition,
+                source_set.c.name.label("source_name"),
+                source.c.number.label("source_number"),
+            )
+            .join(
+                feature_view_versions,
+                feature_view_versions.c.id == feature_lineage.c.feature_view_version_id,
+            )
+            .join(feature_views, feature_views.c.id == feature_view_versions.c.view_id)
+            .outerjoin(source, source.c.id == feature_view_versions.c.source_version_id)
+            .outerjoin(source_set, source_set.c.id == source.c.dataset_id)
+            .where(feature_lineage.c.dataset_version_id == vid)
+            .order_by(feature_views.c.name)
+        ).all()
+        entities = conn.execute(
+            select(datasets.c.name, dataset_versions.c.number)
+            .join(dataset_versions, dataset_versions.c.dataset_id == datasets.c.id)
+            .join(feature_lineage, feature_lineage.c.input_version_id == dataset_versions.c.id)
+            .where(
+                and_(feature_lineage.c.dataset_version_id == vid, feature_lineage.c.role == "entities")
+            )
+        ).all()
+    return {
+        "features": [
+            {
+                "ref": f"{r.name}@v{r.number}",
+                "kind": r.kind,
+                "digest": r.digest,
+                "source": f"{r.source_name}@v{r.source_number}" if r.source_name else None,
+                "inputs": sorted(json.loads(r.definition).get("input_versions", {}).values()),
+            }
+            for r in views
+        ],
+        "entities": [f"{n}@v{number}" for n, number in entities],
+    }
+
+
+def _fed(ws: Workspace, dataset_version_id: int) -> list[dict[str, Any]]:
+    """The feature versions that read a dataset version, and what was built from them."""
+    from keel.store.db import (
+        dataset_versions,
+        datasets,
+        feature_lineage,
+        feature_view_versions,
+        feature_views,
+    )
+
+    with ws.db.read() as conn:
+        rows = conn.execute(
+            select(
+                feature_view_versions.c.id,
+                feature_views.c.name,
+                feature_view_versions.c.number,
+                feature_view_versions.c.kind,
+            )
+            .join(feature_views, feature_views.c.id == feature_view_versions.c.view_id)
+            .where(feature_view_versions.c.source_version_id == dataset_version_id)
+            .order_by(feature_views.c.name, feature_view_versions.c.number)
+        ).all()
+        out = []
+        for r in rows:
+            built = conn.execute(
+                select(datasets.c.name, dataset_versions.c.number)
+                .join(dataset_versions, dataset_versions.c.dataset_id == datasets.c.id)
+                .join(feature_lineage, feature_lineage.c.dataset_version_id == dataset_versions.c.id)
+                .where(feature_lineage.c.feature_view_version_id == r.id)
+                .order_by(datasets.c.name, dataset_versions.c.number)
+            ).all()
+            out.append(
+                {
+                    "ref": f"{r.name}@v{r.number}",
+                    "kind": r.kind,
+                    "built": [f"{n}@v{number}" for n, number in built],
+                }
+            )
+    return out
 
 
 def _judged_on(ws: Workspace, dataset_version_id: int) -> list[dict[str, Any]]:

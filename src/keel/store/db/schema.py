@@ -367,3 +367,51 @@ loop_events = Table(
     Column("actor", String(128), nullable=False),
     Index("ix_loop_events_model", "model", "id"),
 )
+
+# -- features (revision 0008) ----------------------------------------------------
+
+# A named feature definition (a feature view, or an on-demand feature).
+feature_views = Table(
+    "feature_views",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+# An immutable version of one: its definition (code, parameters) and the source dataset
+# version it reads; a new one only when one of those changes.
+feature_view_versions = Table(
+    "feature_view_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("view_id", Integer, ForeignKey("feature_views.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),  # definition + source versions
+    Column("kind", String(16), nullable=False),  # "view" or "on_demand"
+    Column("definition", Text, nullable=False),  # JSON: entity, timestamp, ttl, inputs, ...
+    Column("code_oid", String(64), nullable=False),  # the function's source, as an object
+    Column("source_version_id", Integer, ForeignKey("dataset_versions.id"), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    UniqueConstraint("view_id", "number", name="uq_feature_view_versions_number"),
+    Index("ix_feature_view_versions_source", "source_version_id"),
+)
+
+# What a dataset version made from features was made of: the feature view versions (a
+# materialized view, a training set) and the entity table a training set was built on.
+feature_lineage = Table(
+    "feature_lineage",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), nullable=False),
+    Column("role", String(16), nullable=False),  # "view", "entities"
+    Column(
+        "feature_view_version_id", Integer, ForeignKey("feature_view_versions.id"), nullable=True
+    ),
+    Column("input_version_id", Integer, ForeignKey("dataset_versions.id"), nullable=True),
+    Index("ix_feature_lineage_made", "dataset_version_id"),
+    Index("ix_feature_lineage_view", "feature_view_version_id"),
+)

@@ -1,0 +1,223 @@
+"""``keel features …``: feature definitions as versioned code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from keel.cli.output import emit_json, table, when
+
+__all__ = ["features"]
+
+
+@click.group("features")
+def features() -> None:
+    """Feature views as versioned code: apply, list, show, diff, build, training-set."""
+
+
+def _ttl(definition: dict[str, Any]) -> str:
+    seconds = definition.get("ttl_seconds")
+    if seconds is None:
+        return "-"
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _reads(v: Any) -> str:
+    if v.kind == "on_demand":
+        return ", ".join(sorted(v.inputs.values()))
+    return v.source or "-"
+
+
+@features.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--message", "-m", default="", help="Why (kept with each new version).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was applied as JSON.")
+def apply_cmd(file: str, message: str, as_json: bool) -> None:
+    """Record a version of each definition in FILE whose code, parameters or source changed."""
+    from keel.features.versions import apply
+    from keel.workspace import connect
+
+    done = apply(connect(), file, message)
+    if as_json:
+        emit_json([a.to_dict() for a in done])
+        return
+    for a in done:
+        if a.status == "unchanged":
+            click.echo(f"{a.version.ref}  unchanged")
+        else:
+            was = f" (was v{a.previous})" if a.previous else ""
+            click.echo(f"{a.version.ref}  created{was}  reads {_reads(a.version)}")
+
+
+@features.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the features as JSON.")
+def list_cmd(as_json: bool) -> None:
+    """Every feature definition with its latest version."""
+    from keel.features.versions import list_features
+    from keel.workspace import connect
+
+    found = list_features(connect())
+    if as_json:
+        emit_json([v.to_dict() for v in found])
+        return
+    if not found:
+        click.echo("no features yet: `keel features apply features.py`")
+        return
+    table(
+        ["feature", "latest", "kind", "entity", "ttl", "reads", "applied"],
+        [
+            (
+                v.name,
+                f"v{v.number}",
+                v.kind.replace("_", "-"),
+                v.definition.get("entity") or "-",
+                _ttl(v.definition),
+                _reads(v),
+                when(v.created_at),
+            )
+            for v in found
+        ],
+    )
+
+
+@features.command("show")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the version (and history) as JSON.")
+def show_cmd(ref: str, as_json: bool) -> None:
+    """One feature version (REF: spend, its latest, or spend@v2), its code and its history."""
+    from keel.features.versions import history, resolve_feature
+    from keel.workspace import connect
+
+    ws = connect()
+    version = resolve_feature(ws, ref)
+    versions = history(ws, version.name)
+    if as_json:
+        doc = version.to_dict()
+        doc["versions"] = [
+            {"ref": v.ref, "digest": v.digest, "created_at": v.created_at, "message": v.message}
+            for v in versions
+        ]
+        emit_json(doc)
+        return
+    d = version.definition
+    click.echo(f"{version.ref}  {version.kind.replace('_', '-')}  digest {version.digest[:16]}")
+    click.echo(f"  applied {when(version.created_at)} by {version.created_by}"
+               + (f": {version.message}" if version.message else ""))  # fmt: skip
+    if version.kind == "view":
+        click.echo(
+            f"  entity {d.get('entity')}; time {d.get('timestamp')}; ttl {_ttl(d)}"
+            + (f"; created {d['created']}" if d.get("created") else "")
+        )
+        click.echo(f"  reads {version.source}")
+    else:
+        click.echo(f"  reads {', '.join(sorted(version.inputs.values()))}")
+    click.echo("")
+    click.echo(version.code.rstrip())
+    if len(versions) > 1:
+        click.echo("")
+        table(
+            ["version", "digest", "applied", "message"],
+            [(v.ref, v.digest[:12], when(v.created_at), v.message) for v in versions],
+            title="versions, newest first",
+        )
+
+
+@features.command("diff")
+@click.argument("a")
+@click.argument("b")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+def diff_cmd(a: str, b: str, as_json: bool) -> None:
+    """What changed from feature version A to B: parameters, source data, code."""
+    from keel.features.versions import diff_versions
+    from keel.workspace import connect
+
+    doc = diff_versions(connect(), a, b)
+    if as_json:
+        emit_json(doc)
+        return
+    if doc["same"]:
+        click.echo(f"{doc['from']} and {doc['to']} are the same definition on the same data")
+        return
+    for key, change in doc["changed"].items():
+        click.echo(f"{key}: {change['from']} -> {change['to']}")
+    if doc["code"]:
+        click.echo("\n".join(doc["code"]))
+
+
+@features.command("build")
+@click.argument("ref")
+@click.option("--message", "-m", default="", help="Kept with the dataset version.")
+@click.option("--json", "as_json", is_flag=True, help="Print the built dataset version as JSON.")
+def build_cmd(ref: str, message: str, as_json: bool) -> None:
+    """Compute feature view REF on its source version; record the rows as NAME.features."""
+    from keel.features.build import build_view
+    from keel.workspace import connect
+
+    version, built = build_view(connect(), ref, message)
+    if as_json:
+        emit_json({**built.to_dict(), "feature": version.ref, "feature_source": version.source})
+        return
+    state = "recorded" if built.is_new else "unchanged"
+    click.echo(f"{built.ref}  {state}  {version.ref} on {version.source}  {built.digest[:16]}")
+
+
+@features.command("training-set")
+@click.option(
+    "--entities",
+    required=True,
+    help="The entity rows: a .parquet or .csv file, or a dataset version (labels@v2).",
+)
+@click.option("--features", "names", required=True, help="Comma-separated: spend,spend_ratio.")
+@click.option("--as-of", "as_of", default=None, help="Build it as it was then (2026-12-01).")
+@click.option(
+    "--timestamp", default=None, help="The entity table's time column (when it has several)."
+)
+@click.option("--name", default="training-set", show_default=True, help="The dataset to record.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write it here.")
+@click.option("--message", "-m", default="", help="Kept with the dataset version.")
+@click.option("--json", "as_json", is_flag=True, help="Print the dataset version as JSON.")
+def training_set_cmd(
+    entities: str,
+    names: str,
+    as_of: str | None,
+    timestamp: str | None,
+    name: str,
+    out: str | None,
+    message: str,
+    as_json: bool,
+) -> None:
+    """Join features point in time onto entity rows; record the result as a dataset version."""
+    import shutil
+
+    from keel.features.build import training_set
+    from keel.workspace import connect
+
+    ws = connect()
+    built = training_set(
+        ws,
+        entities,
+        [n for n in names.split(",") if n.strip()],
+        as_of=as_of,
+        timestamp=timestamp,
+        name=name,
+        message=message,
+    )
+    if out is not None:
+        [entry] = built.files()
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            built.materialize(tmp, link="copy")
+            shutil.move(str(Path(tmp) / entry.path), out)
+    if as_json:
+        doc = built.to_dict()
+        doc["out"] = out
+        emit_json(doc)
+        return
+    state = "recorded" if built.is_new else "unchanged"
+    click.echo(f"{built.ref}  {state}  {built.digest[:16]}" + (f"  -> {out}" if out else ""))
