@@ -160,3 +160,40 @@ def test_bad_input_is_named() -> None:
         point_in_time_join(left, [clash], key="customer", timestamp="ts")
     with pytest.raises(InvalidInput, match="created timestamp"):
         point_in_time_join(left, [view], key="customer", timestamp="ts", as_of=BASE)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    features=st.lists(
+        st.tuples(st.integers(0, 1), st.integers(0, 3), st.one_of(st.none(), st.integers(-3, 3))),
+        min_size=1,
+        max_size=20,
+    ),
+    order=st.randoms(use_true_random=False),
+)
+def test_ties_by_values_do_not_depend_on_row_order(features: list[Any], order: Any) -> None:
+    """A query's rows come in no particular order: settled by values, the join is the same
+    whatever order they come in."""
+    left = pa.table(
+        {
+            "customer": pa.array([0, 1, 0, 1], pa.int64()),
+            "ts": pa.array([at(1), at(2), at(3), at(4)], pa.timestamp("us")),
+        }
+    )
+    shuffled = list(features)
+    order.shuffle(shuffled)
+
+    def join(rows: list[Any]) -> list[Any]:
+        right = pa.table(
+            {
+                "customer": pa.array([r[0] for r in rows], pa.int64()),
+                "event_ts": pa.array([at(r[1]) for r in rows], pa.timestamp("us")),
+                "spend": pa.array([r[2] for r in rows], pa.int64()),
+            }
+        )
+        view = ViewFrame("v", right, "customer", "event_ts", ["spend"], ties="values")
+        return point_in_time_join(left, [view], key="customer", timestamp="ts").column(
+            "spend"
+        ).to_pylist()
+
+    assert join(features) == join(shuffled)

@@ -44,6 +44,7 @@ def add(
     progress: Progress | None = None,
     also: Callable[[Connection, int], None] | None = None,
     source: str | None = None,
+    rows: Any | None = None,
 ) -> DatasetVersion:
     """Version the file or folder at ``path`` as dataset ``name``.
 
@@ -51,7 +52,8 @@ def add(
     ``also(conn, version_id)`` records more with the version, in its transaction (in a
     transaction of its own when the head was unchanged and nothing else is written).
     ``source`` says where the data came from when ``path`` is only where it was written
-    (a built training set); the path by default.
+    (a built training set); the path by default. ``rows``: the pyarrow table a single
+    file at ``path`` was just written from, profiled without reading the file back.
     """
     check_name(name)
     if workspace is None:
@@ -93,7 +95,7 @@ def add(
         try:
             version = _store_and_record(
                 ws, store, name, message, kind, root, files, cached, todo, learned, progress, also,
-                source,
+                source, rows,
             )
         except BaseException:
             store.abort()  # nothing half written: staged temporaries go, no record was made
@@ -126,6 +128,7 @@ def _store_and_record(
     progress: Progress | None,
     also: Callable[[Connection, int], None] | None = None,
     source: str | None = None,
+    rows: Any | None = None,
 ) -> DatasetVersion:
     # Entries from the cache name objects that gc may have removed since: store those again.
     # The head version's objects exist (a record names them), so only the others are checked.
@@ -155,7 +158,7 @@ def _store_and_record(
             progress(done, total)
     tree = Tree(entries)
     digest = store.put(tree.encode())
-    profile_oid, profile_error = _profile_if_new(ws, head, digest, files)
+    profile_oid, profile_error = _profile_if_new(ws, head, digest, files, rows)
     store.commit()
     from keel.data.catalog import record_version
 
@@ -198,7 +201,11 @@ def _head_objects(ws: Workspace, head: dict[str, Any] | None) -> set[str]:
 
 
 def _profile_if_new(
-    ws: Workspace, head: dict[str, Any] | None, digest: str, files: list[ScannedFile]
+    ws: Workspace,
+    head: dict[str, Any] | None,
+    digest: str,
+    files: list[ScannedFile],
+    rows: Any | None = None,
 ) -> tuple[str | None, str | None]:
     if head is not None and head["digest"] == digest:
         return head["profile_oid"], head["profile_error"]
@@ -206,7 +213,8 @@ def _profile_if_new(
         return None, None  # nothing to profile: do not pay for importing numpy and pyarrow
     from keel.data.profile import profile_files
 
-    profile, error = profile_files([(f.rel, f.path) for f in files])
+    held = {files[0].path: rows} if rows is not None and len(files) == 1 else None
+    profile, error = profile_files([(f.rel, f.path) for f in files], held)
     if profile is None:
         return None, error
     return ws.objects.put(_json(profile)), error

@@ -70,7 +70,7 @@ def _arrow(result: Any, what: str) -> Any:
     )
 
 
-def view_rows(ws: Workspace, version: FeatureVersion) -> Any:
+def view_rows(ws: Workspace, version: FeatureVersion, *, ordered: bool = False) -> Any:
     """The rows feature view ``version`` computes: its recorded function on its recorded
     source version. Raises InvalidInput when the function fails or returns no entity key or
     no timestamp column."""
@@ -112,13 +112,16 @@ def view_rows(ws: Workspace, version: FeatureVersion) -> Any:
             f"column: its rows must carry the entity key and the timestamp (it returned "
             f"{', '.join(table.column_names[:12])})"
         )
-    return _sorted(table, [key, stamp])
+    if not ordered:
+        return table  # joined with ties="values": the order it came in does not matter
+    created = version.definition.get("created")
+    return _sorted(table, [key, stamp] + ([created] if created else []))
 
 
 def _sorted(table: Any, first: list[str]) -> Any:
     """Rows in one order whatever order the function produced them in (DuckDB's parallel
-    plans do not keep one): by entity key and time, then every other column that sorts.
-    The same rows are then the same bytes, and ties in the join settle the same way."""
+    plans keep none): by entity key and time, then every other column that sorts (compared
+    only where the earlier ones tie). The same rows are then the same bytes."""
     import pyarrow as pa
 
     rest = [
@@ -141,14 +144,23 @@ def _features_of(table: Any, version: FeatureVersion) -> list[str]:
 
 
 def _write_parquet(table: Any, path: Path) -> None:
-    """The same rows, the same bytes: no creation time, fixed row groups, one compression."""
+    """The same rows, the same bytes: no creation time, fixed row groups, one compression.
+    Dictionaries only for text (they cost numeric columns time and bytes for nothing)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    text = [
+        f.name
+        for f in table.schema
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+        or pa.types.is_dictionary(f.type)
+    ]  # fmt: skip
     pq.write_table(
         table.replace_schema_metadata(None),
         path,
         compression="zstd",
         row_group_size=1 << 20,
+        use_dictionary=text or False,
         write_statistics=True,
     )
 
@@ -201,7 +213,9 @@ def _record(
     try:
         path = folder / file_name
         _write_parquet(table, path)
-        return add(path, name=name, message=message, workspace=ws, also=also, source=source)
+        return add(
+            path, name=name, message=message, workspace=ws, also=also, source=source, rows=table
+        )
     finally:
         for child in folder.iterdir():
             child.unlink()
@@ -214,7 +228,7 @@ def build_view(ws: Workspace, ref: str, message: str = "") -> tuple[FeatureVersi
     from keel.features.versions import resolve_feature
 
     version = resolve_feature(ws, ref)
-    table = view_rows(ws, version)
+    table = view_rows(ws, version, ordered=True)
     built = _record(
         ws,
         table,
@@ -369,6 +383,7 @@ def training_set(
                 _ttl(version),
                 created,
                 as_of=moment if created else None,
+                ties="values",
             )
         )
     if len(keys) > 1:

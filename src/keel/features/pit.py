@@ -7,16 +7,18 @@ otherwise. Exactly one output row per entity row, in the entity table's order, w
 the order of either input.
 
 Determinism. Several feature rows of one key may share an ``event_ts``. DuckDB's ASOF
-join picks any of them, run to run, so the ties are settled first: the row with the
-greatest ``created_ts`` (when the view has one) wins, then the one that comes last in the
-feature table (a later write of the same instant). ``as_of`` leaves out feature rows
+join picks any of them, run to run, so the ties are settled first, by a hash aggregate:
+the row with the greatest ``created_ts`` (when the view has one; a row without one
+loses) wins, then the one that comes last in the feature table (a later write of the
+same instant), or, with ``ties="values"`` (rows whose order means nothing, such as a
+query's output), the one whose feature values hash highest. ``as_of`` leaves out feature rows
 created after it (needs ``created_ts``), so a training set built twice from the same
 inputs is the same.
 
 How. The ASOF join runs on narrow tables (key, time, row number), DuckDB's fastest plan;
 the ttl is applied to the row it found, in the select list (a predicate in an ``ASOF
-LEFT JOIN``'s condition drops left rows: duckdb#17046); the feature columns then come by
-a hash join on the row number. Each view is joined on the entity key and the time
+LEFT JOIN``'s condition drops left rows: duckdb#17046); the feature columns are then
+gathered by row number (Arrow ``take``), so a wide view costs a copy, not a join. Each view is joined on the entity key and the time
 inequality only, never an ``OR`` (duckdb#19027).
 """
 
@@ -49,6 +51,10 @@ class ViewFrame:
     # output column of each feature (default: the feature's name)
     rename: dict[str, str] = field(default_factory=dict)
     as_of: dt.datetime | None = None  # leave out rows created after it (this view only)
+    # how rows tied on (key, time, created) are settled: "position" (the last given wins)
+    # or "values" (by a hash of the feature values: the same whatever order the rows
+    # come in; rows equal in every feature are interchangeable)
+    ties: str = "position"
 
 
 def _arrow(table: Any, what: str) -> Any:
@@ -87,9 +93,10 @@ def _check_columns(table: Any, columns: list[str], what: str) -> None:
 
 
 def _numbered(table: Any, column: str) -> Any:
+    import numpy as np
     import pyarrow as pa
 
-    return table.append_column(column, pa.array(range(table.num_rows), pa.int64()))
+    return table.append_column(column, pa.array(np.arange(table.num_rows, dtype=np.int64)))
 
 
 def _cast_time(column: str, kind: str | None, common: str) -> str:
@@ -157,8 +164,7 @@ def point_in_time_join(
             f"CREATE TEMP TABLE entities AS SELECT *, "
             f"{_cast_time(timestamp, None, common)} AS __keel_t FROM entities_in"
         )
-        select = [f'e."{c}"' for c in left.column_names]
-        joins = []
+        out = left
         for i, (view, table) in enumerate(zip(views, frames, strict=True)):
             con.register(f"rows_{i}", _numbered(table, FEATURE_ROW))
             cutoff = ""
@@ -169,35 +175,42 @@ def point_in_time_join(
                     f"WHERE CAST(\"{view.created}\" AS TIMESTAMPTZ) <= "
                     f"TIMESTAMPTZ '{stamp.astimezone(dt.UTC).isoformat()}'"
                 )
-            # one row per (key, event time): the tie-break
-            created = f'"{view.created}" DESC NULLS LAST, ' if view.created else ""
+            # one row per (key, event time): the tie-break, by a hash aggregate (a window
+            # over (key, time) would sort every row)
+            t = _cast_time(view.timestamp, None, common)
+            settle = [FEATURE_ROW]
+            if view.ties == "values":
+                values = ", ".join(f'"{f}"' for f in view.features) or FEATURE_ROW
+                settle = [f"hash({values})", FEATURE_ROW]
+            if view.created:
+                settle.insert(
+                    0,
+                    f"coalesce(CAST(\"{view.created}\" AS TIMESTAMPTZ), TIMESTAMPTZ '-infinity')",
+                )
+            rank = f"({', '.join(settle)})" if len(settle) > 1 else settle[0]
+            where = f"WHERE \"{view.key}\" IS NOT NULL AND \"{view.timestamp}\" IS NOT NULL"
+            if cutoff:
+                where += " AND " + cutoff.removeprefix("WHERE ")
             con.execute(
-                f"CREATE TEMP TABLE keys_{i} AS SELECT \"{view.key}\" AS k, "
-                f"{_cast_time(view.timestamp, None, common)} AS t, {FEATURE_ROW} AS r FROM ("
-                f"SELECT *, row_number() OVER (PARTITION BY \"{view.key}\", \"{view.timestamp}\" "
-                f"ORDER BY {created}{FEATURE_ROW} DESC) AS __keel_rank FROM rows_{i} {cutoff}"
-                f") WHERE __keel_rank = 1 AND \"{view.timestamp}\" IS NOT NULL "
-                f"AND \"{view.key}\" IS NOT NULL"
+                f"CREATE TEMP TABLE keys_{i} AS SELECT \"{view.key}\" AS k, {t} AS t, "
+                f"arg_max({FEATURE_ROW}, {rank}) AS r FROM rows_{i} {where} "
+                f"GROUP BY \"{view.key}\", {t}"
             )
             within = ""
             if view.ttl is not None:
                 seconds = view.ttl.total_seconds()
                 within = f" AND e.__keel_t - f.t <= INTERVAL '{seconds} seconds'"
-            con.execute(
-                f"CREATE TEMP TABLE match_{i} AS SELECT e.{ROW}, "
-                f"CASE WHEN f.r IS NOT NULL{within} THEN f.r END AS r "
-                f'FROM entities e ASOF LEFT JOIN keys_{i} f ON e."{key}" = f.k AND e.__keel_t >= f.t'
-            )
-            joins.append(
-                f"LEFT JOIN match_{i} m{i} ON m{i}.{ROW} = e.{ROW} "
-                f"LEFT JOIN rows_{i} v{i} ON v{i}.{FEATURE_ROW} = m{i}.r"
-            )
-            select += [
-                f'v{i}."{feature}" AS "{view.rename.get(feature, feature)}"'
-                for feature in view.features
-            ]
-        query = f"SELECT {', '.join(select)} FROM entities e {' '.join(joins)} ORDER BY e.{ROW}"
-        return con.sql(query).to_arrow_table()
+            # which feature row each entity row takes, in the entity rows' order; the
+            # columns then come by position (a gather), never through a join
+            match = con.sql(
+                f"SELECT CASE WHEN f.r IS NOT NULL{within} THEN f.r END AS r "
+                f'FROM entities e ASOF LEFT JOIN keys_{i} f ON e."{key}" = f.k AND e.__keel_t >= f.t '
+                f"ORDER BY e.{ROW}"
+            ).to_arrow_table().column("r")
+            taken = table.select(view.features).take(match)
+            for feature in view.features:
+                out = out.append_column(view.rename.get(feature, feature), taken.column(feature))
+        return out
     except duckdb.Error as exc:  # a key of another type, a column DuckDB cannot compare
         raise InvalidInput(f"the point-in-time join failed: {str(exc).splitlines()[0]}") from None
     finally:
