@@ -4,7 +4,6 @@ version with lineage to the feature versions and the entity table; ``keel featur
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 
 import keel
 from tests.conftest import run_keel, write_files
-from tests.features.test_apply import DEFINITIONS, TRANSACTIONS
+from tests.features.test_apply import DEFINITIONS, TRANSACTIONS, ok
 from tests.track.helpers import one_error_line
 
 
@@ -37,12 +36,6 @@ def root(tmp_path: Path) -> Path:
     labels.to_parquet(tmp_path / "ws" / "labels.parquet", index=False)
     ws.close()
     return tmp_path / "ws"
-
-
-def ok(root: Path, *args: str) -> Any:
-    proc = run_keel(*args, cwd=root)
-    assert proc.returncode == 0, f"keel {' '.join(args)}: {proc.stderr}"
-    return json.loads(proc.stdout) if "--json" in args else proc.stdout
 
 
 def test_a_training_set_is_point_in_time_correct_and_reproducible(root: Path) -> None:
@@ -181,3 +174,32 @@ class _Mean(keel.PythonModel):
 
     def predict(self, inputs: Any) -> Any:
         return [self.value] * len(inputs)
+
+
+def test_on_postgresql(pg_ws: Any, tmp_path: Path) -> None:
+    """Apply, a new version, a training set and its lineage on a PostgreSQL metadata store."""
+    ws = pg_ws
+    write_files(tmp_path / "pgdata", {"transactions.csv": TRANSACTIONS})
+    keel.data.add(tmp_path / "pgdata" / "transactions.csv", name="transactions", workspace=ws)
+    path = tmp_path / "features.py"
+    path.write_text(DEFINITIONS)
+    assert [a.status for a in keel.features.apply(path, workspace=ws)] == ["created", "created"]
+    assert [a.status for a in keel.features.apply(path, workspace=ws)] == ["unchanged"] * 2
+    path.write_text(DEFINITIONS.replace('ttl="90d"', 'ttl="60d"'))
+    assert [a.version.ref for a in keel.features.apply(path, workspace=ws)] == [
+        "spend@v2",
+        "spend_ratio@v2",
+    ]
+    labels = pd.DataFrame(
+        {"customer_id": [2, 1], "ts": pd.to_datetime(["2026-01-20", "2026-02-10"]), "churned": [1, 0]}
+    )
+    ts = keel.features.training_set(labels, ["spend_ratio"], workspace=ws)
+    frame = ts.to_pandas()
+    assert frame["customer_id"].tolist() == [2, 1]
+    assert frame["spend_ratio"].tolist() == pytest.approx([1.0, 20 / 30])
+    from keel.registry.lineage import lineage
+
+    graph = lineage(ws, ts.ref)
+    edges = {(e["from"], e["to"], e["relation"]) for e in graph["edges"]}
+    assert ("feature:spend@v2", f"dataset:{ts.ref}", "built into") in edges
+    assert ("feature:spend_ratio@v2", f"dataset:{ts.ref}", "built into") in edges

@@ -50,20 +50,30 @@ def test_one_holder_at_a_time_and_a_dead_holders_lease_runs_out(any_ws: Workspac
 
 
 def test_two_processes_race_for_one_loop_and_one_wins(any_ws: Workspace) -> None:
+    # Each stays alive until all have tried: a winner that exited would be a dead holder,
+    # whose lease the next one rightly takes (a slow start under load made two winners).
     script = (
         "import sys, keel\n"
         "from keel.loop.state import acquire, LoopHeld\n"
         "ws = keel.connect(sys.argv[1])\n"
-        "try:\n    acquire(ws, 'churn', seconds=60)\n    print('won')\n"
-        "except LoopHeld as exc:\n    print('held', exc)\n"
+        "try:\n    acquire(ws, 'churn', seconds=60)\n    print('won', flush=True)\n"
+        "except LoopHeld as exc:\n    print('held', exc, flush=True)\n"
+        "sys.stdin.read()\n"
     )
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", script, str(any_ws.root)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", script, str(any_ws.root)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(4)
     ]
-    outs = [p.communicate(timeout=60)[0] for p in procs]
+    try:
+        outs = [p.stdout.readline() for p in procs if p.stdout is not None]
+    finally:
+        for p in procs:
+            p.communicate(timeout=60)
     assert sum(o.startswith("won") for o in outs) == 1, outs
     assert all(o.startswith(("won", "held the loop of churn is held by")) for o in outs)
 

@@ -63,6 +63,7 @@ def quickstart(directory: str, rows: int) -> None:
 
     from keel import data
     from keel.cli.quickstart.data import churn_table
+    from keel.cli.quickstart.features import features_chapter
     from keel.cli.quickstart.loop import loop_chapter
     from keel.cli.quickstart.pipeline import pipeline_chapter
     from keel.cli.quickstart.serve import serving_chapter
@@ -159,6 +160,7 @@ def quickstart(directory: str, rows: int) -> None:
     state = "[green]ok[/]" if report.ok and not problems else "[red]problems[/]"
     con.print(f"  {state}: {report.objects_checked} objects checked")
 
+    features_chapter(step, con, ws)
     runs = tracking_chapter(step, con, ws)
     registry_chapter(step, con, ws, runs)
     evaluation_chapter(step, con, ws, runs)

@@ -101,7 +101,7 @@ def drift_chapter(
         "Next month the traffic changes: bills are 25 higher and more customers are on the team "
         "plan. `keel monitor churn --window 10m` reads the served predictions back from the log "
         "lake (DuckDB, a uniform sample of at most a million rows) and judges them against "
-        "churn@champion's training data (churn@v2, found through lineage): no reference to name.",
+        "churn@champion's training data (the training set churn-train, found through lineage): no reference to name.",
     )
     time.sleep(1.0)  # every server follows the canary's stop within a second
     since = time.time()

@@ -59,7 +59,7 @@ lr = float(sys.argv[1]) if len(sys.argv) > 1 else 0.1
 epochs = 60
 
 with keel.start_run(name=f"logreg-lr{lr}", params={"lr": lr, "epochs": epochs}, seeds={"split": 7}) as run:
-    df = run.use("churn@v2").to_pandas()
+    df = run.use("churn-train").to_pandas()  # the training set: labels with billing features
     X = design(df)
     y = df["churned"].to_numpy(dtype=float)
     order = np.random.default_rng(7).permutation(len(y))
@@ -106,17 +106,18 @@ def tracking_chapter(
 
     say(
         "Track training runs",
-        "train.py trains on churn@v2 inside keel.start_run(): keel records the commit, the "
-        "uncommitted diff, the data version, params, every epoch's loss, and the model.",
+        "train.py trains on the training set churn-train inside keel.start_run(): keel records "
+        "the commit, the uncommitted diff, the data version, params, every epoch's loss, and "
+        "the model.",
     )
     if shutil.which("git") is None:
         out.print("  (git is not installed: skipping the tracking chapter)")
         return None
     Path("train.py").write_text(TRAIN_SCRIPT)
     Path("churn_model.py").write_text(MODEL_MODULE)
-    Path(".gitignore").write_text(".keel/\ndata/\nrestored/\n*.npy\n__pycache__/\n")
+    Path(".gitignore").write_text(".keel/\ndata/\nexports/\nrestored/\n*.npy\n__pycache__/\n")
     _git("init", "-q")  # its own repository, never one the folder sits in
-    _git("add", "train.py", "churn_model.py", ".gitignore")
+    _git("add", "train.py", "churn_model.py", "features.py", ".gitignore")
     _git("commit", "-q", "-m", "train.py")
     with Path("train.py").open("a") as fh:  # an uncommitted change: still reproducible
         fh.write("# tried a larger learning rate too\n")
@@ -174,7 +175,7 @@ def registry_chapter(
         "instant. Every move is an event: who, when, from, to, why.",
     )
     promote(ws, "churn", first, "first model")
-    promote(ws, "churn", second, "higher AUC on churn@v2")
+    promote(ws, "churn", second, "higher AUC on churn-train")
     sys.path.insert(0, os.getcwd())  # the model's class lives in churn_model.py, here
     champion = load_model("churn@champion", workspace=ws)
     customer = [{"tenure": 2, "monthly_charges": 95.0, "plan": "team"}]
