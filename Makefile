@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 # uv lives beside the environment, not in it, so `uv pip sync` can make the
 # environment exactly the lock without removing the tool doing it.
 UV     := $(VENV)/uv/bin/uv
@@ -69,7 +70,8 @@ checks:
 	$(BIN)/ruff check src tests bench $(LOCKS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(JOBS) -m "not serial"
+	$(BIN)/python -m pytest -q -p no:xdist -m serial
 
 # The tests against the newest versions the index serves, in a separate
 # environment: where a new release's warnings and breakages show up first.

@@ -127,6 +127,7 @@ def test_help_loads_no_heavy_library():
     assert out.stdout.strip().splitlines()[-1] == "heavy="
 
 
+@pytest.mark.serial
 def test_quickstart_runs_the_narrated_lifecycle(tmp_path):
     result = run_keel("quickstart", "demo", "--rows", "2000", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -183,6 +184,7 @@ def _git(cwd, *args):
     ).stdout  # fmt: skip
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("where", ["project", "project/empty-subfolder"])
 def test_quickstart_never_touches_a_users_project(tmp_path, where):
     """Run inside a project it used to overwrite train.py and .gitignore and commit on its branch."""

@@ -66,6 +66,7 @@ guardrails = { max_p99_latency_ms = 25, min_requests = 40 }
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_a_slower_challenger_is_rolled_back_at_step_two_without_a_failed_request(root: Path) -> None:
     flag = root / "slow-now"
     (root / "pipeline.py").write_text(PIPELINE.replace("FLAG", str(flag)))

@@ -66,6 +66,7 @@ REQUEST_ID = re.compile(r"\b[0-9a-f]{22}\b")
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_a_raising_canary_is_rolled_back_by_its_guardrail(root: Path) -> None:
     (root / "guard.toml").write_text("max_error_rate = 0.05\nmin_requests = 20\n")
     with serving(root) as server:

@@ -110,6 +110,7 @@ def status_via_cli(root: Path, run_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_sigkill_shows_crashed_and_keeps_what_was_flushed(ws: Workspace, tmp_path: Path) -> None:
     child = Logger(tmp_path, ws, "victim")
     child.wait_flushed(3000)
@@ -142,6 +143,7 @@ def test_sigkill_shows_crashed_and_keeps_what_was_flushed(ws: Workspace, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_idle_run_keeps_beating(ws: Workspace, tmp_path: Path) -> None:
     script = tmp_path / "idle.py"
     script.write_text(

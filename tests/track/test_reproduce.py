@@ -252,16 +252,19 @@ def test_unseeded_run_differs_and_names_the_metric(project: Project) -> None:
 
 
 def _start_in(repo: Path, ws_root: Path, use: str | None = None) -> str:
-    """A run recorded in-process while the current folder is ``repo``."""
+    """A run recorded in-process while the current folder is ``repo``, as by its train.py
+    (the test process's own argv is pytest's, or ``-c`` under xdist)."""
     ws = keel.connect(ws_root)
-    cwd = Path.cwd()
+    cwd, argv = Path.cwd(), sys.argv
     os.chdir(repo)
+    sys.argv = [str(repo / "train.py")]
     try:
         with keel.start_run(name="in-repo", workspace=ws) as run:
             if use:
                 run.use(use)
             run.log_metric("m", 1.0)
     finally:
+        sys.argv = argv
         os.chdir(cwd)
         ws.close()
     return run.id
