@@ -77,6 +77,15 @@ def reference(
     ttl=None,
     as_of=1,
 )
+# no two rows share an instant (once nulls, and rows created after as_of, are left out):
+# the join runs on the rows as they are, with no aggregate
+@example(
+    entities=[(0, 5), (1, 3), (None, 2), (0, None), (0, 8)],
+    features=[(0, 4, 0, 1), (0, 2, 1, 2), (1, 1, None, 3), (None, 1, 0, 4), (0, None, 0, 5)],
+    ttl=2,
+    as_of=None,
+)
+@example(entities=[(0, 6), (0, 3)], features=[(0, 4, 1, 4), (0, 4, 3, 5)], ttl=None, as_of=1)
 def test_matches_the_brute_force_reference(
     entities: list[tuple[Any, Any]],
     features: list[tuple[Any, Any, Any, Any]],

@@ -53,7 +53,9 @@ def add(
     transaction of its own when the head was unchanged and nothing else is written).
     ``source`` says where the data came from when ``path`` is only where it was written
     (a built training set); the path by default. ``rows``: the pyarrow table a single
-    file at ``path`` was just written from, profiled without reading the file back.
+    file at ``path`` was just written from, profiled without reading the file back; or a
+    ``concurrent.futures.Future`` of that profile, ``profile_files``' answer (computed
+    while the file was written).
     """
     check_name(name)
     if workspace is None:
@@ -211,10 +213,15 @@ def _profile_if_new(
         return head["profile_oid"], head["profile_error"]
     if not any(f.rel.lower().endswith(TABULAR_SUFFIXES) for f in files):
         return None, None  # nothing to profile: do not pay for importing numpy and pyarrow
+    from concurrent.futures import Future
+
     from keel.data.profile import profile_files
 
-    held = {files[0].path: rows} if rows is not None and len(files) == 1 else None
-    profile, error = profile_files([(f.rel, f.path) for f in files], held)
+    if isinstance(rows, Future) and len(files) == 1:
+        profile, error = rows.result()
+    else:
+        held = {files[0].path: rows} if rows is not None and len(files) == 1 else None
+        profile, error = profile_files([(f.rel, f.path) for f in files], held)
     if profile is None:
         return None, error
     return ws.objects.put(_json(profile)), error

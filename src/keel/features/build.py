@@ -14,7 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -209,13 +212,25 @@ def _record(
                     )
                 )
 
+    from keel.data.profile import profile_files
+
     folder = Path(tempfile.mkdtemp(prefix="keel-features-"))
     try:
         path = folder / file_name
-        _write_parquet(table, path)
-        return add(
-            path, name=name, message=message, workspace=ws, also=also, source=source, rows=table
-        )
+        # the profile, from the rows in memory, on the other core while the file is
+        # written and stored (numpy and the Parquet writer both let go of the GIL)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            profiled = pool.submit(profile_files, [(file_name, str(path))], {str(path): table})
+            _write_parquet(table, path)
+            return add(
+                path,
+                name=name,
+                message=message,
+                workspace=ws,
+                also=also,
+                source=source,
+                rows=profiled,
+            )
     finally:
         for child in folder.iterdir():
             child.unlink()
@@ -282,8 +297,11 @@ def _plan(ws: Workspace, features: list[str], as_of: dt.datetime | None) -> _Pla
     return _Plan(views, on_demand)
 
 
-def _entity_table(ws: Workspace, entities: Any) -> tuple[Any, DatasetVersion | None]:
-    """The entity rows as a pyarrow table, and the dataset version they came from (if any)."""
+def _entity_table(
+    ws: Workspace, entities: Any
+) -> tuple[Callable[[], Any], DatasetVersion | None]:
+    """What reads the entity rows as a pyarrow table (it touches no record: it may run on
+    another thread), and the dataset version they come from (if any)."""
     import pyarrow as pa
 
     from keel.data.catalog import resolve
@@ -291,7 +309,7 @@ def _entity_table(ws: Workspace, entities: Any) -> tuple[Any, DatasetVersion | N
     from keel.data.version import DatasetVersion
 
     if isinstance(entities, DatasetVersion):
-        return read_table(entities), entities
+        return partial(read_table, entities), entities
     if isinstance(entities, str | os.PathLike):
         text = str(entities)
         if os.path.exists(text):
@@ -299,16 +317,16 @@ def _entity_table(ws: Workspace, entities: Any) -> tuple[Any, DatasetVersion | N
             import pyarrow.parquet as pq
 
             if text.endswith(".parquet"):
-                return pq.read_table(text), None
+                return partial(pq.read_table, text), None
             if text.endswith(".csv"):
-                return pcsv.read_csv(text), None
+                return partial(pcsv.read_csv, text), None
             raise InvalidInput(f"entity table {text}: expected a .parquet or .csv file")
         version = resolve(ws, text)
-        return read_table(version), version
+        return partial(read_table, version), version
     if isinstance(entities, pa.Table):
-        return entities, None
+        return lambda: entities, None
     if hasattr(entities, "columns") and hasattr(entities, "to_numpy"):
-        return pa.Table.from_pandas(entities, preserve_index=False), None
+        return partial(pa.Table.from_pandas, entities, preserve_index=False), None
     raise InvalidInput(
         f"entities must be a DataFrame, a pyarrow table, a file or a dataset version, not "
         f"{type(entities).__name__}"
@@ -359,12 +377,15 @@ def training_set(
     check_name(name)
     moment = parse_moment(as_of)
     plan = _plan(ws, [f for f in features if f.strip()], moment)
-    left, entity_version = _entity_table(ws, entities)
+    read_entities, entity_version = _entity_table(ws, entities)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # read while the views are computed
+        reading = pool.submit(read_entities)
+        computed = [view_rows(ws, version) for version in plan.versions]
+        left = reading.result()
     stamp = _timestamp_column(left, timestamp)
     frames = []
     keys = set()
-    for version in plan.versions:
-        rows = view_rows(ws, version)
+    for version, rows in zip(plan.versions, computed, strict=True):
         key = version.definition["entity"]
         keys.add(key)
         if key not in left.column_names:

@@ -7,7 +7,8 @@ otherwise. Exactly one output row per entity row, in the entity table's order, w
 the order of either input.
 
 Determinism. Several feature rows of one key may share an ``event_ts``. DuckDB's ASOF
-join picks any of them, run to run, so the ties are settled first, by a hash aggregate:
+join picks any of them, run to run, so the ties are settled first (when a count of
+distinct (key, time) hashes says there are any), by a hash aggregate:
 the row with the greatest ``created_ts`` (when the view has one; a row without one
 loses) wins, then the one that comes last in the feature table (a later write of the
 same instant), or, with ``ties="values"`` (rows whose order means nothing, such as a
@@ -16,8 +17,9 @@ created after it (needs ``created_ts``), so a training set built twice from the 
 inputs is the same.
 
 How. The ASOF join runs on narrow tables (key, time, row number), DuckDB's fastest plan;
-the ttl is applied to the row it found, in the select list (a predicate in an ``ASOF
-LEFT JOIN``'s condition drops left rows: duckdb#17046); the feature columns are then
+the ttl is applied to the row it found, in the select list, in whole microseconds (a
+predicate in an ``ASOF LEFT JOIN``'s condition drops left rows: duckdb#17046; interval
+arithmetic doubles the join's time); the feature columns are then
 gathered by row number (Arrow ``take``), so a wide view costs a copy, not a join. Each view is joined on the entity key and the time
 inequality only, never an ``OR`` (duckdb#19027).
 """
@@ -106,6 +108,37 @@ def _cast_time(column: str, kind: str | None, common: str) -> str:
     return f"CAST({quoted} AS TIMESTAMP)"
 
 
+def _one_per_instant(con: Any, name: str, rows: str, view: ViewFrame, t: str, where: str) -> str:
+    """The statement that makes ``name``: one (key, time, row number) per instant of a key,
+    the row its ties settle on. When no two rows share an instant (a count of distinct hashes tells, in a
+    quarter of an aggregate's time) there is nothing to settle: the rows as they are."""
+    key = f'"{view.key}"'
+    unique = con.sql(
+        f"SELECT count(DISTINCT hash({key}, {t})) = count(*) FROM {rows} {where}"
+    ).fetchall()[0][0]
+    if unique:  # a hash collision only sends the rows through the aggregate: still right
+        return (
+            f"CREATE TEMP TABLE {name} AS SELECT {key} AS k, {t} AS t, {FEATURE_ROW} AS r "
+            f"FROM {rows} {where}"
+        )
+    # The rank is one number where it can be (a struct costs the aggregate twice the time):
+    # the row number, or the values' hash, whose ties are rows equal in every feature,
+    # any of which gives the same output.
+    settle = [FEATURE_ROW]
+    if view.ties == "values":
+        values = ", ".join(f'"{f}"' for f in view.features) or FEATURE_ROW
+        settle = [f"hash({values})"] + ([FEATURE_ROW] if view.created else [])
+    if view.created:
+        created = f"coalesce(CAST(\"{view.created}\" AS TIMESTAMPTZ), TIMESTAMPTZ '-infinity')"
+        settle.insert(0, created)
+    rank = f"({', '.join(settle)})" if len(settle) > 1 else settle[0]
+    return (
+        f"CREATE TEMP TABLE {name} AS SELECT {key} AS k, {t} AS t, "
+        f"arg_max({FEATURE_ROW}, {rank}) AS r "
+        f"FROM {rows} {where} GROUP BY {key}, {t}"
+    )
+
+
 def point_in_time_join(
     entities: Any,
     views: list[ViewFrame],
@@ -160,7 +193,7 @@ def point_in_time_join(
         # positions are numbered here, not by row_number() OVER (): a parallel scan need
         # not keep the table's order
         con.register("entities_in", _numbered(left, ROW))
-        con.execute(
+        con.execute(  # a table, not a view: the join reads its own tables faster than Arrow
             f"CREATE TEMP TABLE entities AS SELECT *, "
             f"{_cast_time(timestamp, None, common)} AS __keel_t FROM entities_in"
         )
@@ -175,31 +208,16 @@ def point_in_time_join(
                     f"WHERE CAST(\"{view.created}\" AS TIMESTAMPTZ) <= "
                     f"TIMESTAMPTZ '{stamp.astimezone(dt.UTC).isoformat()}'"
                 )
-            # one row per (key, event time): the tie-break, by a hash aggregate (a window
-            # over (key, time) would sort every row)
             t = _cast_time(view.timestamp, None, common)
-            settle = [FEATURE_ROW]
-            if view.ties == "values":
-                values = ", ".join(f'"{f}"' for f in view.features) or FEATURE_ROW
-                settle = [f"hash({values})", FEATURE_ROW]
-            if view.created:
-                settle.insert(
-                    0,
-                    f"coalesce(CAST(\"{view.created}\" AS TIMESTAMPTZ), TIMESTAMPTZ '-infinity')",
-                )
-            rank = f"({', '.join(settle)})" if len(settle) > 1 else settle[0]
             where = f"WHERE \"{view.key}\" IS NOT NULL AND \"{view.timestamp}\" IS NOT NULL"
             if cutoff:
                 where += " AND " + cutoff.removeprefix("WHERE ")
-            con.execute(
-                f"CREATE TEMP TABLE keys_{i} AS SELECT \"{view.key}\" AS k, {t} AS t, "
-                f"arg_max({FEATURE_ROW}, {rank}) AS r FROM rows_{i} {where} "
-                f"GROUP BY \"{view.key}\", {t}"
-            )
+            con.execute(_one_per_instant(con, f"keys_{i}", f"rows_{i}", view, t, where))
             within = ""
-            if view.ttl is not None:
-                seconds = view.ttl.total_seconds()
-                within = f" AND e.__keel_t - f.t <= INTERVAL '{seconds} seconds'"
+            if view.ttl is not None:  # in whole microseconds: interval arithmetic costs
+                # the join as much again
+                micros = view.ttl // dt.timedelta(microseconds=1)
+                within = f" AND epoch_us(e.__keel_t) - epoch_us(f.t) <= {micros}"
             # which feature row each entity row takes, in the entity rows' order; the
             # columns then come by position (a gather), never through a join
             match = con.sql(
