@@ -6,9 +6,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import keel
-from keel.data.profile import SAMPLE, profile_files
+from keel.data.profile import SAMPLE, _histogram, _numbers, _percentiles, profile_files
 from tests.conftest import write_files
 
 
@@ -74,3 +76,37 @@ def test_folder_of_same_schema_files_is_one_table(tmp_path):
 
 def test_non_tabular_data_has_no_profile(tmp_path):
     assert profile_files([("a.bin", "/dev/null")]) == (None, None)
+
+
+VALUES = st.lists(
+    st.one_of(
+        st.floats(-1e6, 1e6, allow_nan=False),
+        st.integers(-5, 5).map(float),  # repeated values, on the edges
+    ),
+    min_size=1,
+    max_size=300,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=VALUES)
+@example(values=[0.0, 1.0])  # the top of the range: in the last bin
+@example(values=[3.0, 3.0, 3.0])  # one value: numpy widens the range
+@example(values=[0.0, 0.05, 0.1, 0.95, 1.0])  # on the edges themselves
+def test_histogram_and_quantiles_of_sorted_values_are_numpys(values: list[float]) -> None:
+    ordered = np.sort(np.array(values))
+    lo, hi = float(ordered[0]), float(ordered[-1])
+    counts, edges = _histogram(ordered, lo, hi)
+    want_counts, want_edges = np.histogram(ordered, bins=20, range=(lo, hi) if hi > lo else None)
+    assert counts.tolist() == want_counts.tolist()
+    assert edges.tolist() == want_edges.tolist()
+    assert _percentiles(ordered).tolist() == np.quantile(ordered, np.linspace(0, 1, 101)).tolist()
+
+
+@pytest.mark.parametrize("kind", ["int8", "uint16", "int32", "int64", "float16", "float32", "float64"])
+def test_numbers_read_from_the_buffer_are_arrows_own(kind: str) -> None:
+    array = pa.array(np.arange(-3, 9).astype(kind))
+    for piece in (array, array.slice(3), array.slice(2, 5)):
+        assert _numbers(piece).tolist() == piece.to_numpy().astype(np.float64).tolist()
+    with_nulls = pa.array([1, None, 3], type=pa.from_numpy_dtype(np.dtype(kind)))
+    assert _numbers(with_nulls.drop_null()).tolist() == [1.0, 3.0]

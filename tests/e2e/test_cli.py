@@ -156,6 +156,7 @@ def test_quickstart_runs_the_narrated_lifecycle(tmp_path):
         "train finished, evaluate finished",
         "again, nothing changed: 4 of 4 steps reused",
         "would rerun train: changed: params: lr",
+        "billing@v2,spend@v2,bill_change@v2",  # the features re-applied on the new month
         "trigger   drift on the served window of v",
         "the gate passed v",
         "passed (",
@@ -167,6 +168,18 @@ def test_quickstart_runs_the_narrated_lifecycle(tmp_path):
     ):
         assert phrase in result.stdout, (phrase, result.stdout[-2500:])  # the loop chapters on a miss
     assert "PROMOTE" in result.stdout or "REJECT" in result.stdout
+    # the champion the loop promoted was trained on the new month's training set: its
+    # lineage names the feature versions and the data under them
+    lineage = run_keel("lineage", "churn@champion", cwd=tmp_path)
+    assert lineage.returncode == 0, lineage.stderr
+    for node in (
+        "dataset churn-train@v2",
+        "feature billing@v2",
+        "feature bill_change@v2 (on-demand)",
+        "dataset transactions@v2",
+        "entities of: dataset churn-labels@v2",
+    ):
+        assert node in lineage.stdout, (node, lineage.stdout)
     assert (tmp_path / "eval.html").stat().st_size > 100_000  # plotly inlined: opens offline
     assert (tmp_path / "monitor.html").stat().st_size > 100_000
     # again in the same folder: refused, nothing touched

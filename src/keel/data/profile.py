@@ -14,6 +14,7 @@ A file that cannot be parsed is named in ``errors``; the data still versions.
 from __future__ import annotations
 
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 
 from keel.data.tabular import TABULAR_SUFFIXES, is_tabular
 
-__all__ = ["FORMAT", "SAMPLE", "TABULAR_SUFFIXES", "is_tabular", "profile_files"]
+__all__ = ["FORMAT", "SAMPLE", "TABULAR_SUFFIXES", "Stopped", "is_tabular", "profile_files"]
 
 FORMAT = "keel.profile/1"
 SAMPLE = 100_000
@@ -65,6 +66,23 @@ def _columns_of(path: str) -> tuple[str, ...]:
     return tuple(reader.schema.names)
 
 
+_NUMPY = {
+    "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
+    "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64,
+    "halffloat": np.float16, "float": np.float32, "double": np.float64,
+}  # fmt: skip
+
+
+def _numbers(array: Any) -> Any:
+    """A null-free numeric Arrow array as float64 numbers. Read from its buffer where it is
+    plain numbers: Array.to_numpy imports pandas (a quarter of a second) to look for it."""
+    dtype = _NUMPY.get(str(array.type))
+    if dtype is None or array.null_count:
+        return array.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    raw = np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array) + array.offset)
+    return raw[array.offset :].astype(np.float64, copy=False)
+
+
 class _Numeric:
     kind = "numeric"
 
@@ -86,7 +104,7 @@ class _Numeric:
     def update(self, column: Any) -> None:
         self.count += len(column)
         self.nulls += column.null_count
-        values = column.drop_null().to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        values = _numbers(column.drop_null() if column.null_count else column)
         finite = np.isfinite(values)
         if not finite.all():
             self.nan += int(np.isnan(values).sum())
@@ -146,9 +164,10 @@ class _Numeric:
             return out
         self._cut_back()
         std = float(np.sqrt(self.m2 / (self.n - 1))) if self.n > 1 else 0.0
-        qs = _percentiles(self.sample)
+        ordered = np.sort(self.sample)
+        qs = _percentiles(ordered)
         lo, hi = self.min, self.max
-        counts, edges = np.histogram(self.sample, bins=20, range=(lo, hi) if hi > lo else None)
+        counts, edges = _histogram(ordered, lo, hi)
         scale = self.n / len(self.sample)
         out.update(
             min=lo,
@@ -256,15 +275,27 @@ def _accumulator(arrow_type: Any, seed: int) -> _Numeric | _Categorical | _Other
 _PERCENT = None
 
 
-def _percentiles(sample: Any) -> Any:
-    """``np.quantile(sample, np.linspace(0, 1, 101))`` (its linear method, to the bit), from
-    one sort instead of a partition per quantile: a wide table has a thousand columns."""
+def _histogram(ordered: Any, lo: float, hi: float) -> tuple[Any, Any]:
+    """``np.histogram(ordered, bins=20, range=(lo, hi))``, to the count, for sorted values
+    within [lo, hi]: the same edges, and each bin's count found by bisection instead of
+    binning every value (a wide table has a thousand columns)."""
+    if not hi > lo:  # one value: numpy widens the range by half a unit either way
+        return np.histogram(ordered, bins=20)
+    edges = np.linspace(lo, hi, 21)
+    # bin i holds edges[i] <= x < edges[i + 1], the last one closed: as numpy bins them
+    below = np.searchsorted(ordered, edges[1:-1], side="left")
+    bounds = np.concatenate(([0], below, [len(ordered)]))
+    return np.diff(bounds), edges
+
+
+def _percentiles(ordered: Any) -> Any:
+    """``np.quantile(values, np.linspace(0, 1, 101))`` (its linear method, to the bit) of
+    sorted values: one sort instead of a partition per quantile."""
     import numpy as np
 
     global _PERCENT
     if _PERCENT is None:
         _PERCENT = np.linspace(0, 1, 101)
-    ordered = np.sort(sample)
     h = (len(ordered) - 1) * _PERCENT
     below = np.floor(h).astype(np.intp)
     above = np.minimum(below + 1, len(ordered) - 1)
@@ -275,8 +306,15 @@ def _percentiles(sample: Any) -> Any:
     return np.where(a == b, a, out)
 
 
+class Stopped(Exception):
+    """The profile was no longer wanted (``stop`` was set): nothing is returned."""
+
+
 def _profile_table(
-    name: str, paths: list[tuple[str, str]], tables: dict[str, Any] | None = None
+    name: str,
+    paths: list[tuple[str, str]],
+    tables: dict[str, Any] | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any]:
     accs: dict[str, _Numeric | _Categorical | _Other] = {}
     rows = 0
@@ -290,6 +328,8 @@ def _profile_table(
         for batch in batches:
             rows += batch.num_rows
             for i, field in enumerate(batch.schema):
+                if stop is not None and stop.is_set():
+                    raise Stopped
                 acc = accs.get(field.name)
                 if acc is None:
                     acc = accs[field.name] = _accumulator(field.type, seed=len(accs))
@@ -303,8 +343,14 @@ def _profile_table(
         "name": name,
         "files": [rel for rel, _ in paths],
         "rows": rows,
-        "columns": {col: acc.result() for col, acc in accs.items()},
+        "columns": {col: _result(acc, stop) for col, acc in accs.items()},
     }
+
+
+def _result(acc: _Numeric | _Categorical | _Other, stop: threading.Event | None) -> dict[str, Any]:
+    if stop is not None and stop.is_set():
+        raise Stopped
+    return acc.result()
 
 
 def _numeric_type(t: Any) -> bool:
@@ -314,11 +360,13 @@ def _numeric_type(t: Any) -> bool:
 
 
 def profile_files(
-    files: list[tuple[str, str]], tables: dict[str, Any] | None = None
+    files: list[tuple[str, str]],
+    tables: dict[str, Any] | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """Profile tabular files given as (tree path, file path); ``tables`` holds the rows of
     some of them (file path → pyarrow table) already in memory: those files are not read,
-    and need not exist yet.
+    and need not exist yet. Setting ``stop`` (from another thread) ends it with Stopped.
 
     Returns (profile, None), or (profile-or-None, reason) when some or all
     files could not be parsed. Files under one folder with the same column
@@ -342,7 +390,9 @@ def profile_files(
     for (folder, _cols), members in sorted(groups.items()):
         name = members[0][0] if len(members) == 1 else (folder or ".") + "/"
         try:
-            profiled.append(_profile_table(name, members, tables))
+            profiled.append(_profile_table(name, members, tables, stop))
+        except Stopped:
+            raise
         except Exception as exc:  # noqa: BLE001 - any parse failure is reported, not raised
             errors.append({"file": name, "error": _reason(exc)})
     profile = {"format": FORMAT, "tables": profiled, "errors": errors}

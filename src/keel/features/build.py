@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -73,10 +74,12 @@ def _arrow(result: Any, what: str) -> Any:
     )
 
 
-def view_rows(ws: Workspace, version: FeatureVersion, *, ordered: bool = False) -> Any:
+def view_rows(
+    ws: Workspace, version: FeatureVersion, *, ordered: bool = False, con: Any = None
+) -> Any:
     """The rows feature view ``version`` computes: its recorded function on its recorded
-    source version. Raises InvalidInput when the function fails or returns no entity key or
-    no timestamp column."""
+    source version (on DuckDB connection ``con``; a new one by default). Raises
+    InvalidInput when the function fails or returns no entity key or no timestamp column."""
     import duckdb
 
     from keel.data.catalog import resolve
@@ -92,7 +95,9 @@ def view_rows(ws: Workspace, version: FeatureVersion, *, ordered: bool = False) 
     view = stored_definition(ws, version)
     assert isinstance(view, FeatureView)
     source = read_table(resolve(ws, version.source))
-    con = duckdb.connect()
+    own = con is None
+    if own:
+        con = duckdb.connect()
     try:
         relation = con.from_arrow(source)
         try:
@@ -106,7 +111,8 @@ def view_rows(ws: Workspace, version: FeatureVersion, *, ordered: bool = False) 
                 f"{type(exc).__name__}: {first}"
             ) from None
     finally:
-        con.close()
+        if own:
+            con.close()
     key, stamp = version.definition["entity"], version.definition["timestamp"]
     missing = [c for c in (key, stamp) if c not in table.column_names]
     if missing:
@@ -215,22 +221,30 @@ def _record(
     from keel.data.profile import profile_files
 
     folder = Path(tempfile.mkdtemp(prefix="keel-features-"))
+    stop = threading.Event()
     try:
         path = folder / file_name
         # the profile, from the rows in memory, on the other core while the file is
-        # written and stored (numpy and the Parquet writer both let go of the GIL)
+        # written and stored (numpy and the Parquet writer both let go of the GIL); the
+        # same rows recorded before need none, and it stops at once
         with ThreadPoolExecutor(max_workers=1) as pool:
-            profiled = pool.submit(profile_files, [(file_name, str(path))], {str(path): table})
-            _write_parquet(table, path)
-            return add(
-                path,
-                name=name,
-                message=message,
-                workspace=ws,
-                also=also,
-                source=source,
-                rows=profiled,
+            profiled = pool.submit(
+                profile_files, [(file_name, str(path))], {str(path): table}, stop
             )
+            try:
+                _write_parquet(table, path)
+                return add(
+                    path,
+                    name=name,
+                    message=message,
+                    workspace=ws,
+                    also=also,
+                    source=source,
+                    rows=profiled,
+                )
+            finally:
+                stop.set()
+                profiled.exception()  # waited for (raising nothing): its end, before the pool's
     finally:
         for child in folder.iterdir():
             child.unlink()
@@ -317,7 +331,7 @@ def _entity_table(
             import pyarrow.parquet as pq
 
             if text.endswith(".parquet"):
-                return partial(pq.read_table, text), None
+                return lambda: pq.ParquetFile(text).read(), None
             if text.endswith(".csv"):
                 return partial(pcsv.read_csv, text), None
             raise InvalidInput(f"entity table {text}: expected a .parquet or .csv file")
@@ -378,9 +392,15 @@ def training_set(
     moment = parse_moment(as_of)
     plan = _plan(ws, [f for f in features if f.strip()], moment)
     read_entities, entity_version = _entity_table(ws, entities)
+    import duckdb
+
     with ThreadPoolExecutor(max_workers=1) as pool:  # read while the views are computed
         reading = pool.submit(read_entities)
-        computed = [view_rows(ws, version) for version in plan.versions]
+        con = duckdb.connect()  # one for every view: a connection costs 15 ms
+        try:
+            computed = [view_rows(ws, version, con=con) for version in plan.versions]
+        finally:
+            con.close()
         left = reading.result()
     stamp = _timestamp_column(left, timestamp)
     frames = []

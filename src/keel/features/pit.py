@@ -98,7 +98,10 @@ def _numbered(table: Any, column: str) -> Any:
     import numpy as np
     import pyarrow as pa
 
-    return table.append_column(column, pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    positions = np.arange(table.num_rows, dtype=np.int64)
+    # from the buffer: pa.array would import pandas (a quarter of a second) to check for it
+    numbers = pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)])
+    return table.append_column(column, numbers)
 
 
 def _cast_time(column: str, kind: str | None, common: str) -> str:

@@ -13,10 +13,12 @@ if TYPE_CHECKING:
 
     from keel.workspace import Workspace
 
-__all__ = ["FEATURES_FILE", "TRAINING_SET", "features_chapter"]
+__all__ = ["FEATURES", "FEATURES_FILE", "TRAINING_SET", "features_chapter", "new_month"]
 
 TRAINING_SET = "churn-train"
 LABEL_DAY = "2026-11-01"  # when the churn labels were known: the training rows' time
+NEW_MONTH = "2026-12-01"  # the loop chapter's month: its bills and labels
+FEATURES = ("billing", "spend", "bill_change")  # what the churn model's training set joins
 
 FEATURES_FILE = '''\
 """Churn features, from the transactions table (one row per monthly bill)."""
@@ -87,6 +89,41 @@ def _exports(ws: Workspace, folder: Path) -> tuple[Path, Path]:
     return tx, lab
 
 
+def new_month(ws: Workspace, export: str) -> tuple[str, str]:
+    """The new month from its export: its bills added to transactions (a new version), its
+    labels recorded, the features applied again (new versions: their source moved).
+    Returns the labels' reference and the feature versions, pinned (``billing@v2,...``),
+    for the retraining pipeline's parameters."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from keel import data, features
+    from keel.data.catalog import resolve
+
+    customers = resolve(ws, export).to_pandas()
+    tx = Path("exports") / "transactions"
+    pacsv.write_csv(
+        pa.table(
+            {
+                "customer_id": customers["customer_id"].to_numpy(),
+                "ts": pa.array(np.full(len(customers), NEW_MONTH)).cast(pa.date32()),
+                "amount": customers["monthly_charges"].to_numpy(),
+            }
+        ),
+        tx / f"transactions-{NEW_MONTH[:7]}.csv",
+    )
+    data.add(tx, name="transactions", message=f"bills of {NEW_MONTH[:7]}", workspace=ws)
+    labels = customers.drop(columns=["monthly_charges"])
+    labels.insert(1, "ts", NEW_MONTH)
+    folder = Path("exports") / "labels"
+    (folder / "labels.csv").unlink()
+    labels.to_csv(folder / f"labels-{NEW_MONTH[:7]}.csv", index=False)
+    label_version = data.add(folder, name="churn-labels", message="who left", workspace=ws)
+    applied = {a.version.name: a.version.ref for a in features.apply("features.py", workspace=ws)}
+    return label_version.ref, ",".join(applied[name] for name in FEATURES)
+
+
 def features_chapter(say: Say, out: Console, ws: Workspace) -> None:
     """Transactions and labels versioned; features applied; the training set built."""
     from keel import data, features
@@ -113,7 +150,7 @@ def features_chapter(say: Say, out: Console, ws: Workspace) -> None:
     )
     built = features.training_set(
         label_version,
-        ["billing", "spend", "bill_change"],
+        list(FEATURES),
         name=TRAINING_SET,
         message=f"labels of {LABEL_DAY} with billing features",
         workspace=ws,
@@ -123,6 +160,6 @@ def features_chapter(say: Say, out: Console, ws: Workspace) -> None:
         f"  {built.ref}: {len(frame):,} rows from {transactions.ref}; bill_change median "
         f"{frame['bill_change'].median():.3f}; built again: "
         + ("unchanged" if not features.training_set(
-            label_version, ["billing", "spend", "bill_change"], name=TRAINING_SET, workspace=ws
+            label_version, list(FEATURES), name=TRAINING_SET, workspace=ws
         ).is_new else "changed")
     )  # fmt: skip

@@ -27,7 +27,7 @@ cooldown = "0"
 
 [retrain]
 pipeline = "pipeline.py:retrain"
-params = { data = "DATA", lr = 2.0, epochs = 400 }   # the new export
+params = { data = "DATA", features = "FEATURES", lr = 2.0, epochs = 400 }   # the new month
 
 [gate]
 data = "recent"               # served predictions whose outcomes came back
@@ -115,6 +115,7 @@ def loop_chapter(say: Say, out: Console, ws: Workspace, runs: tuple[str, str] | 
 
     from keel import data
     from keel.cli.quickstart.data import churn_table
+    from keel.cli.quickstart.features import new_month
     from keel.cli.quickstart.serve import free_port, start_server, stop_server
     from keel.loop.policy import load_policy
     from keel.loop.state import events_of
@@ -128,7 +129,7 @@ def loop_chapter(say: Say, out: Console, ws: Workspace, runs: tuple[str, str] | 
         "A new month: bills are 25 higher, team plans are common, and a competitor's loyalty "
         "offer makes long-standing customers leave, a change the champion never saw. "
         "`keel watch churn --policy loop.toml --once` looks at the served traffic, and when it "
-        "drifted, retrains with the pipeline on the new export, gates the new version against "
+        "drifted, retrains with the pipeline on the new month's training set, gates the new version against "
         "the champion on the traffic whose outcomes came back, and rolls it out: a canary at "
         "half the traffic, then promotion, with the guardrails and the outcome test watching "
         "every step.",
@@ -136,6 +137,7 @@ def loop_chapter(say: Say, out: Console, ws: Workspace, runs: tuple[str, str] | 
     folder = Path("data")
     churn_table(folder / "customers.csv", 6000, seed=3, shift=25.0, team_share=0.4, tenure_effect=0.03)
     v3 = data.add(folder, name="churn", message="the new month's export", workspace=ws)
+    labels, feature_refs = new_month(ws, v3.ref)
     champion = resolve_model(ws, "churn@champion")
     month = pacsv.read_csv(str(folder / "customers.csv")).to_pylist()
     port = free_port()
@@ -148,10 +150,15 @@ def loop_chapter(say: Say, out: Console, ws: Workspace, runs: tuple[str, str] | 
         # The triggers and the gate judge the new month only: the seconds since it began
         # here (the earlier chapters' traffic is the old month).
         window = f"{int(time.time() - began) + 3}s"
-        policy_text = LOOP_POLICY.replace("WINDOW", window).replace("DATA", v3.ref)
+        policy_text = (
+            LOOP_POLICY.replace("WINDOW", window)
+            .replace("DATA", labels)
+            .replace("FEATURES", feature_refs)
+        )
         Path("loop.toml").write_text(policy_text)
         out.print(
-            f"  {v3.ref} recorded; churn@champion is {champion.ref}; {traffic.sent} customers of "
+            f"  {v3.ref} recorded, its bills and labels too ({labels}; features re-applied: "
+            f"{feature_refs}); churn@champion is {champion.ref}; {traffic.sent} customers of "
             f"the new month served, their outcomes sent back; policy: loop.toml (window {window})"
         )
         shown: set[tuple[Any, ...]] = set()

@@ -24,8 +24,12 @@ from keel.pipeline import pipeline, step
 
 
 @step
-def load(data: str = "churn@v2"):
-    used = keel.active_run().use(data)  # recorded: the model's lineage names its data
+def load(data: str = "churn-labels@v1", features: str = "billing@v1,spend@v1,bill_change@v1"):
+    """The labels with their features as they were known: a training set (a dataset version,
+    the same one when nothing changed), used by the run, so the model's lineage names it,
+    its feature versions and their sources. Pinned versions: a rerun means the same rows."""
+    built = keel.features.training_set(data, features.split(","), name="churn-train")
+    used = keel.active_run().use(built)
     return used.to_pandas()[[*FEATURES, "churned"]]  # what the model takes
 
 
@@ -71,8 +75,9 @@ def pipeline_chapter(
     say(
         "Retrain as a pipeline",
         "When drift says retrain, retraining is `keel run pipeline.py:retrain`: plain-function "
-        "steps (load, split, train, evaluate), each recorded as a run, each output kept as an "
-        "object, the model registered with its metrics. Unchanged steps are reused.",
+        "steps (load the training set, split, train, evaluate), each recorded as a run, each "
+        "output kept as an object, the model registered with its metrics. Unchanged steps are "
+        "reused.",
     )
     Path("pipeline.py").write_text(PIPELINE_MODULE)
     retrain = load_pipeline("pipeline.py:retrain")
