@@ -101,7 +101,9 @@ def view_rows(
     try:
         relation = con.from_arrow(source)
         try:
-            table = _arrow(view.function(relation), f"feature view {version.name}")
+            result = view.function(relation)
+            # a view that gives its source back as it is: the source's rows, not a copy
+            table = source if result is relation else _arrow(result, f"feature view {version.name}")
         except InvalidInput:
             raise
         except Exception as exc:  # noqa: BLE001 - the user's function: said in one line

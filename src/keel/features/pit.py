@@ -8,7 +8,7 @@ the order of either input.
 
 Determinism. Several feature rows of one key may share an ``event_ts``. DuckDB's ASOF
 join picks any of them, run to run, so the ties are settled first (when a count of
-distinct (key, time) hashes says there are any), by a hash aggregate:
+repeated (key, time) pairs says there are any), by a hash aggregate:
 the row with the greatest ``created_ts`` (when the view has one; a row without one
 loses) wins, then the one that comes last in the feature table (a later write of the
 same instant), or, with ``ties="values"`` (rows whose order means nothing, such as a
@@ -27,6 +27,7 @@ inequality only, never an ``OR`` (duckdb#19027).
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,19 +112,21 @@ def _cast_time(column: str, kind: str | None, common: str) -> str:
     return f"CAST({quoted} AS TIMESTAMP)"
 
 
-def _one_per_instant(con: Any, name: str, rows: str, view: ViewFrame, t: str, where: str) -> str:
-    """The statement that makes ``name``: one (key, time, row number) per instant of a key,
-    the row its ties settle on. When no two rows share an instant (a count of distinct hashes tells, in a
-    quarter of an aggregate's time) there is nothing to settle: the rows as they are."""
+def _one_per_instant(con: Any, name: str, rows: str, view: ViewFrame, t: str, where: str) -> None:
+    """Make table ``name``: one (key, time, row number) per instant of a key, the row its
+    ties settle on. The narrow rows first: when no instant repeats among them (a count of
+    groups that DuckDB reads from its own table in a third of an aggregate over the view's
+    rows) there is nothing to settle and they are the table."""
     key = f'"{view.key}"'
-    unique = con.sql(
-        f"SELECT count(DISTINCT hash({key}, {t})) = count(*) FROM {rows} {where}"
+    con.execute(
+        f"CREATE TEMP TABLE {name} AS SELECT {key} AS k, {t} AS t, {FEATURE_ROW} AS r "
+        f"FROM {rows} {where}"
+    )
+    repeated = con.sql(
+        f"SELECT count(*) FROM (SELECT k, t FROM {name} GROUP BY k, t HAVING count(*) > 1)"
     ).fetchall()[0][0]
-    if unique:  # a hash collision only sends the rows through the aggregate: still right
-        return (
-            f"CREATE TEMP TABLE {name} AS SELECT {key} AS k, {t} AS t, {FEATURE_ROW} AS r "
-            f"FROM {rows} {where}"
-        )
+    if not repeated:
+        return
     # The rank is one number where it can be (a struct costs the aggregate twice the time):
     # the row number, or the values' hash, whose ties are rows equal in every feature,
     # any of which gives the same output.
@@ -135,10 +138,9 @@ def _one_per_instant(con: Any, name: str, rows: str, view: ViewFrame, t: str, wh
         created = f"coalesce(CAST(\"{view.created}\" AS TIMESTAMPTZ), TIMESTAMPTZ '-infinity')"
         settle.insert(0, created)
     rank = f"({', '.join(settle)})" if len(settle) > 1 else settle[0]
-    return (
-        f"CREATE TEMP TABLE {name} AS SELECT {key} AS k, {t} AS t, "
-        f"arg_max({FEATURE_ROW}, {rank}) AS r "
-        f"FROM {rows} {where} GROUP BY {key}, {t}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {key} AS k, {t} AS t, "
+        f"arg_max({FEATURE_ROW}, {rank}) AS r FROM {rows} {where} GROUP BY {key}, {t}"
     )
 
 
@@ -191,13 +193,15 @@ def point_in_time_join(
         )
     common = kinds.pop() or "naive"
     con = duckdb.connect()
+    gather = ThreadPoolExecutor(max_workers=2)
     try:
         con.execute("SET TimeZone = 'UTC'")
         # positions are numbered here, not by row_number() OVER (): a parallel scan need
         # not keep the table's order
         con.register("entities_in", _numbered(left, ROW))
-        con.execute(  # a table, not a view: the join reads its own tables faster than Arrow
-            f"CREATE TEMP TABLE entities AS SELECT *, "
+        con.execute(  # a table, not a view: the join reads its own tables faster than Arrow;
+            # of the entity rows only what the join reads (labels stay in Arrow)
+            f'CREATE TEMP TABLE entities AS SELECT "{key}", {ROW}, '
             f"{_cast_time(timestamp, None, common)} AS __keel_t FROM entities_in"
         )
         out = left
@@ -215,7 +219,7 @@ def point_in_time_join(
             where = f"WHERE \"{view.key}\" IS NOT NULL AND \"{view.timestamp}\" IS NOT NULL"
             if cutoff:
                 where += " AND " + cutoff.removeprefix("WHERE ")
-            con.execute(_one_per_instant(con, f"keys_{i}", f"rows_{i}", view, t, where))
+            _one_per_instant(con, f"keys_{i}", f"rows_{i}", view, t, where)
             within = ""
             if view.ttl is not None:  # in whole microseconds: interval arithmetic costs
                 # the join as much again
@@ -228,11 +232,17 @@ def point_in_time_join(
                 f'FROM entities e ASOF LEFT JOIN keys_{i} f ON e."{key}" = f.k AND e.__keel_t >= f.t '
                 f"ORDER BY e.{ROW}"
             ).to_arrow_table().column("r")
-            taken = table.select(view.features).take(match)
-            for feature in view.features:
-                out = out.append_column(view.rename.get(feature, feature), taken.column(feature))
+            # column by column on both cores (a gather is memory-bound, and Arrow's lets go
+            # of the GIL); the order of the columns is the view's
+            rows = match.combine_chunks()
+            columns = list(
+                gather.map(lambda c, at=rows: c.take(at), table.select(view.features).columns)
+            )
+            for feature, column in zip(view.features, columns, strict=True):
+                out = out.append_column(view.rename.get(feature, feature), column)
         return out
     except duckdb.Error as exc:  # a key of another type, a column DuckDB cannot compare
         raise InvalidInput(f"the point-in-time join failed: {str(exc).splitlines()[0]}") from None
     finally:
+        gather.shutdown()
         con.close()
