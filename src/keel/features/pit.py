@@ -95,13 +95,14 @@ def _check_columns(table: Any, columns: list[str], what: str) -> None:
         )
 
 
-def _numbered(table: Any, column: str) -> Any:
-    import numpy as np
+def _numbered(table: Any, column: str, positions: Any) -> Any:
+    """``table`` with its rows' positions in ``column``, from ``positions`` (0, 1, 2, ...:
+    one array made for every table of the join; fresh memory costs more than counting)."""
     import pyarrow as pa
 
-    positions = np.arange(table.num_rows, dtype=np.int64)
+    n = table.num_rows
     # from the buffer: pa.array would import pandas (a quarter of a second) to check for it
-    numbers = pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)])
+    numbers = pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(positions[:n])])
     return table.append_column(column, numbers)
 
 
@@ -159,6 +160,7 @@ def point_in_time_join(
     feature columns. Raises InvalidInput for missing columns, non-time columns, a mix of
     zoned and naive times, or clashing output names."""
     import duckdb
+    import numpy as np
 
     left = _arrow(entities, "the entity table")
     _check_columns(left, [key, timestamp], "the entity table")
@@ -198,7 +200,8 @@ def point_in_time_join(
         con.execute("SET TimeZone = 'UTC'")
         # positions are numbered here, not by row_number() OVER (): a parallel scan need
         # not keep the table's order
-        con.register("entities_in", _numbered(left, ROW))
+        positions = np.arange(max(t.num_rows for t in [left, *frames]), dtype=np.int64)
+        con.register("entities_in", _numbered(left, ROW, positions))
         con.execute(  # a table, not a view: the join reads its own tables faster than Arrow;
             # of the entity rows only what the join reads (labels stay in Arrow)
             f'CREATE TEMP TABLE entities AS SELECT "{key}", {ROW}, '
@@ -206,7 +209,7 @@ def point_in_time_join(
         )
         out = left
         for i, (view, table) in enumerate(zip(views, frames, strict=True)):
-            con.register(f"rows_{i}", _numbered(table, FEATURE_ROW))
+            con.register(f"rows_{i}", _numbered(table, FEATURE_ROW, positions))
             cutoff = ""
             moment = view.as_of if view.as_of is not None else as_of
             if moment is not None:
