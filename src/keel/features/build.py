@@ -57,6 +57,12 @@ def parse_moment(text: str | dt.datetime | None) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def _failed(what: str, exc: Exception) -> InvalidInput:
+    """A user's function raised: one line, what failed, the exception and its first line."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return InvalidInput(f"{what}: {type(exc).__name__}: {first}")
+
+
 def _arrow(result: Any, what: str) -> Any:
     import pyarrow as pa
 
@@ -107,11 +113,7 @@ def view_rows(
         except InvalidInput:
             raise
         except Exception as exc:  # noqa: BLE001 - the user's function: said in one line
-            first = (str(exc).strip().splitlines() or [""])[0]
-            raise InvalidInput(
-                f"feature view {version.name} failed on {version.source}: "
-                f"{type(exc).__name__}: {first}"
-            ) from None
+            raise _failed(f"feature view {version.name} failed on {version.source}", exc) from None
     finally:
         if own:
             con.close()
@@ -499,10 +501,6 @@ def _on_demand(
             try:
                 values.append(feature.function(row))
             except Exception as exc:  # noqa: BLE001 - the user's function: said in one line
-                first = (str(exc).strip().splitlines() or [""])[0]
-                raise InvalidInput(
-                    f"on-demand feature {version.name} failed on a row: "
-                    f"{type(exc).__name__}: {first}"
-                ) from None
+                raise _failed(f"on-demand feature {version.name} failed on a row", exc) from None
         table = table.append_column(version.name, pa.array(values))
     return table
