@@ -6,7 +6,7 @@ import os
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from keel.errors import InvalidInput
@@ -129,12 +129,22 @@ def test_parse_since_durations(text, ago):
     assert parse_since(text, now=1e9) == 1e9 - ago
 
 
+def test_parse_since_durations_in_ascii_digits():
+    assert parse_since("1.5h", now=7200.0) == 1800.0
+    assert parse_since(".5h", now=7200.0) == 5400.0
+    with pytest.raises(InvalidInput, match="expected a duration"):
+        parse_since("²s", now=1e9)
+
+
 def test_parse_since_times():
     assert parse_since("2026-12-01T09:00") == parse_since("2026-12-01T09:00:00+00:00")
     assert parse_since("2026-12-01T10:00+01:00") == parse_since("2026-12-01T09:00")
 
 
 @given(st.text(max_size=30))
+@example(text="²s")  # a digit to str.isdigit(), not to float()
+@example(text="1.s")
+@example(text=".5h")
 def test_parse_since_never_crashes(text):
     try:
         parse_since(text, now=1e9)

@@ -153,7 +153,7 @@ def _parse_version(name: str, text: str) -> int:
         if owner != name:
             raise InvalidInput(f"{owner}/{text} is a version of model {owner}, not of {name}")
     digits = text[1:] if text.startswith("v") else text
-    if not digits.isdigit() or int(digits) < 1:
+    if not digits.isdecimal() or int(digits) < 1:
         raise BadRef(f"invalid version {text!r}: expected a number like 4 or v4")
     return int(digits)
 

@@ -225,7 +225,7 @@ def parse_feature_ref(ref: str) -> tuple[str, int | None]:
     check_name(name, "feature name")
     if not sep:
         return name, None
-    if not (rest.startswith("v") and rest[1:].isdigit() and int(rest[1:]) >= 1):
+    if not (rest.startswith("v") and rest[1:].isdecimal() and int(rest[1:]) >= 1):
         raise InvalidInput(f"invalid feature version {ref!r}: expected NAME or NAME@vN")
     return name, int(rest[1:])
 

@@ -75,7 +75,7 @@ def _dead(holder: str) -> bool:
     """Whether ``holder`` was a process on this machine that is gone (killed): its lease need
     not be waited out."""
     parts = holder.rsplit(":", 2)  # host, pid, token
-    if len(parts) != 3 or parts[0] != socket.gethostname()[:120] or not parts[1].isdigit():
+    if len(parts) != 3 or parts[0] != socket.gethostname()[:120] or not parts[1].isdecimal():
         return False
     try:
         os.kill(int(parts[1]), 0)

@@ -263,7 +263,7 @@ def _trained_on(ws: Workspace, mv: Any, dataset: str) -> int | None:
         return None
     for item in get_run(ws, mv.run_id).inputs:
         name, _, version = str(item.get("ref", "")).partition("@v")
-        if name == dataset and version.isdigit():
+        if name == dataset and version.isdecimal():
             return int(version)
     return None
 

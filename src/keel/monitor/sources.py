@@ -198,7 +198,7 @@ def load_side(
     ws = workspace()
     from keel.data.catalog import resolve
 
-    is_dataset = "@v" in obj and obj.split("@v", 1)[1].isdigit() and "/" not in obj
+    is_dataset = "@v" in obj and obj.split("@v", 1)[1].isdecimal() and "/" not in obj
     if is_dataset:
         return _from_dataset(resolve(ws, obj), want)
     from keel.registry.versions import resolve_model

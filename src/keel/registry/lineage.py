@@ -103,7 +103,7 @@ def lineage(ws: Workspace, ref: str, *, at: float | None = None) -> dict[str, An
         for entities in made["entities"]:
             edge(add(_node("dataset", entities)), did, "entities of")
 
-    is_dataset = "@v" in ref and ref.split("@v", 1)[1].isdigit() and "/" not in ref
+    is_dataset = "@v" in ref and ref.split("@v", 1)[1].isdecimal() and "/" not in ref
     if is_dataset:
         version = resolve(ws, ref)
         root = add(_node("dataset", version.ref, digest=version.digest))
@@ -462,7 +462,7 @@ def _lineage_at(ws: Workspace, ref: str, at: float) -> dict[str, Any]:
     from keel.store.db import loop_attempts, loop_events
 
     name, sep, alias = ref.partition("@")
-    if not sep or not alias or (alias.startswith("v") and alias[1:].isdigit()):
+    if not sep or not alias or (alias.startswith("v") and alias[1:].isdecimal()):
         raise InvalidInput(f"--at reads an alias as it was: expected MODEL@ALIAS, not {ref!r}")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
     move = next(

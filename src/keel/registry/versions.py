@@ -182,7 +182,7 @@ def archived_versions(conn: Connection, name: str) -> set[int]:
             )
         )
     ).scalars()
-    return {int(n[len(prefix) :]) for n in found if n[len(prefix) :].isdigit()}
+    return {int(n[len(prefix) :]) for n in found if n[len(prefix) :].isdecimal()}
 
 
 def _is_archived(conn: Connection, name: str, number: int) -> bool:

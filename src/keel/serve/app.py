@@ -146,7 +146,7 @@ class Server:
     async def read(self, request: Request, route: str) -> Any:
         length = request.headers.get("content-length")
         limit = self.config.max_body_bytes
-        if length is not None and length.isdigit() and int(length) > limit:
+        if length is not None and length.isdecimal() and int(length) > limit:
             self.metrics.invalid.labels(self.model, route).inc()
             raise TooLarge(f"the body is {int(length)} bytes, over the limit of {limit} bytes")
         chunks = []
@@ -547,7 +547,7 @@ class MissingStickyKey(InvalidInput):
 
 def _is_prediction_id(pid: str) -> bool:
     head, sep, index = pid.partition("-")
-    if not sep or len(head) != 22 or not index.isdigit() or len(index) > 6:
+    if not sep or len(head) != 22 or not index.isdecimal() or len(index) > 6:
         return False
     try:
         int(head, 16)

@@ -98,7 +98,7 @@ def _stable_zip(data: bytes) -> bytes:
                     ids.add(str(value))
                 elif key == "file" and isinstance(value, str):
                     stem = value.rsplit(".", 1)[0]
-                    if stem.isdigit():
+                    if stem.isdecimal():
                         ids.add(stem)
                 walk(value)
         elif isinstance(node, list):

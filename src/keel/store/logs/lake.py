@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,8 @@ def parse_since(text: str, now: float | None = None) -> float:
     raw = text.strip()
     now = time.time() if now is None else now
     number, unit = raw[:-1], raw[-1:].lower()
-    if unit in _UNITS and number.replace(".", "", 1).isdigit():
+    # ASCII digits only: str.isdigit() takes "²", which float() refuses
+    if unit in _UNITS and re.fullmatch(r"(?=.*[0-9])[0-9]*\.?[0-9]*", number):
         return now - float(number) * _UNITS[unit]
     try:
         parsed = datetime.fromisoformat(raw)
