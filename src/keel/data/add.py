@@ -27,6 +27,8 @@ from keel.store.objects.tree import Tree, TreeEntry
 from keel.workspace import Workspace
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from sqlalchemy import Connection
 
 __all__ = ["Progress", "add"]
@@ -44,7 +46,7 @@ def add(
     progress: Progress | None = None,
     also: Callable[[Connection, int], None] | None = None,
     source: str | None = None,
-    rows: Any | None = None,
+    profiled: Future[tuple[dict[str, Any] | None, str | None]] | None = None,
 ) -> DatasetVersion:
     """Version the file or folder at ``path`` as dataset ``name``.
 
@@ -52,10 +54,9 @@ def add(
     ``also(conn, version_id)`` records more with the version, in its transaction (in a
     transaction of its own when the head was unchanged and nothing else is written).
     ``source`` says where the data came from when ``path`` is only where it was written
-    (a built training set); the path by default. ``rows``: the pyarrow table a single
-    file at ``path`` was just written from, profiled without reading the file back; or a
-    ``concurrent.futures.Future`` of that profile, ``profile_files``' answer (computed
-    while the file was written).
+    (a built training set); the path by default. ``profiled``: for a single file written
+    from rows in memory, the future of their profile (``profile_files``' answer, computed
+    from the rows while the file was written), used instead of reading the file back.
     """
     check_name(name)
     if workspace is None:
@@ -97,7 +98,7 @@ def add(
         try:
             version = _store_and_record(
                 ws, store, name, message, kind, root, files, cached, todo, learned, progress, also,
-                source, rows,
+                source, profiled,
             )
         except BaseException:
             store.abort()  # nothing half written: staged temporaries go, no record was made
@@ -130,7 +131,7 @@ def _store_and_record(
     progress: Progress | None,
     also: Callable[[Connection, int], None] | None = None,
     source: str | None = None,
-    rows: Any | None = None,
+    profiled: Future[tuple[dict[str, Any] | None, str | None]] | None = None,
 ) -> DatasetVersion:
     # Entries from the cache name objects that gc may have removed since: store those again.
     # The head version's objects exist (a record names them), so only the others are checked.
@@ -160,7 +161,7 @@ def _store_and_record(
             progress(done, total)
     tree = Tree(entries)
     digest = store.put(tree.encode())
-    profile_oid, profile_error = _profile_if_new(ws, head, digest, files, rows)
+    profile_oid, profile_error = _profile_if_new(ws, head, digest, files, profiled)
     store.commit()
     from keel.data.catalog import record_version
 
@@ -207,21 +208,18 @@ def _profile_if_new(
     head: dict[str, Any] | None,
     digest: str,
     files: list[ScannedFile],
-    rows: Any | None = None,
+    profiled: Future[tuple[dict[str, Any] | None, str | None]] | None = None,
 ) -> tuple[str | None, str | None]:
     if head is not None and head["digest"] == digest:
         return head["profile_oid"], head["profile_error"]
     if not any(f.rel.lower().endswith(TABULAR_SUFFIXES) for f in files):
         return None, None  # nothing to profile: do not pay for importing numpy and pyarrow
-    from concurrent.futures import Future
-
     from keel.data.profile import profile_files
 
-    if isinstance(rows, Future) and len(files) == 1:
-        profile, error = rows.result()
+    if profiled is not None and len(files) == 1:
+        profile, error = profiled.result()
     else:
-        held = {files[0].path: rows} if rows is not None and len(files) == 1 else None
-        profile, error = profile_files([(f.rel, f.path) for f in files], held)
+        profile, error = profile_files([(f.rel, f.path) for f in files])
     if profile is None:
         return None, error
     return ws.objects.put(_json(profile)), error

@@ -272,7 +272,7 @@ def _accumulator(arrow_type: Any, seed: int) -> _Numeric | _Categorical | _Other
     return _Other(name)
 
 
-_PERCENT = None
+_PERCENT = np.linspace(0, 1, 101)
 
 
 def _histogram(ordered: Any, lo: float, hi: float) -> tuple[Any, Any]:
@@ -291,11 +291,6 @@ def _histogram(ordered: Any, lo: float, hi: float) -> tuple[Any, Any]:
 def _percentiles(ordered: Any) -> Any:
     """``np.quantile(values, np.linspace(0, 1, 101))`` (its linear method, to the bit) of
     sorted values: one sort instead of a partition per quantile."""
-    import numpy as np
-
-    global _PERCENT
-    if _PERCENT is None:
-        _PERCENT = np.linspace(0, 1, 101)
     h = (len(ordered) - 1) * _PERCENT
     below = np.floor(h).astype(np.intp)
     above = np.minimum(below + 1, len(ordered) - 1)

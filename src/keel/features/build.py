@@ -244,7 +244,7 @@ def _record(
                     workspace=ws,
                     also=also,
                     source=source,
-                    rows=profiled,
+                    profiled=profiled,
                 )
             finally:
                 stop.set()

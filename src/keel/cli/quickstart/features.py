@@ -4,7 +4,7 @@ and the point-in-time training set the churn model then trains on."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from keel.cli.quickstart.story import Say
 
@@ -52,12 +52,26 @@ def bill_change(row):
 '''
 
 
+def _write_bills(path: Path, ids: Any, days: Any, amounts: Any) -> None:
+    """Monthly bills as the billing system exports them: customer_id, ts (a date), amount."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    table = pa.table({"customer_id": ids, "ts": pa.array(days).cast(pa.date32()), "amount": amounts})
+    pacsv.write_csv(table, path)
+
+
+def _write_labels(path: Path, customers: Any, day: str) -> None:
+    """Who left, known on ``day``: the export without its charge (a feature now)."""
+    labels = customers.drop(columns=["monthly_charges"])
+    labels.insert(1, "ts", day)
+    labels.to_csv(path, index=False)
+
+
 def _exports(ws: Workspace, folder: Path) -> tuple[Path, Path]:
     """From churn@v2: three monthly bills per customer (the last one is the export's
     monthly charge), and the labels without the charge (it is a feature now)."""
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     from keel.data.catalog import resolve
 
@@ -71,21 +85,13 @@ def _exports(ws: Workspace, folder: Path) -> tuple[Path, Path]:
         bills.append((ids, np.full(len(ids), day), np.round(charges * month + noise, 2)))
     tx = folder / "transactions"
     tx.mkdir(parents=True, exist_ok=True)
-    pacsv.write_csv(
-        pa.table(
-            {
-                "customer_id": np.concatenate([b[0] for b in bills]),
-                "ts": pa.array(np.concatenate([b[1] for b in bills])).cast(pa.date32()),
-                "amount": np.concatenate([b[2] for b in bills]),
-            }
-        ),
+    _write_bills(
         tx / "transactions.csv",
+        *(np.concatenate([b[k] for b in bills]) for k in range(3)),
     )
-    labels = customers.drop(columns=["monthly_charges"])
-    labels.insert(1, "ts", LABEL_DAY)
     lab = folder / "labels"
     lab.mkdir(parents=True, exist_ok=True)
-    labels.to_csv(lab / "labels.csv", index=False)
+    _write_labels(lab / "labels.csv", customers, LABEL_DAY)
     return tx, lab
 
 
@@ -95,30 +101,22 @@ def new_month(ws: Workspace, export: str) -> tuple[str, str]:
     Returns the labels' reference and the feature versions, pinned (``billing@v2,...``),
     for the retraining pipeline's parameters."""
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     from keel import data, features
     from keel.data.catalog import resolve
 
     customers = resolve(ws, export).to_pandas()
     tx = Path("exports") / "transactions"
-    pacsv.write_csv(
-        pa.table(
-            {
-                "customer_id": customers["customer_id"].to_numpy(),
-                "ts": pa.array(np.full(len(customers), NEW_MONTH)).cast(pa.date32()),
-                "amount": customers["monthly_charges"].to_numpy(),
-            }
-        ),
+    _write_bills(
         tx / f"transactions-{NEW_MONTH[:7]}.csv",
+        customers["customer_id"].to_numpy(),
+        np.full(len(customers), NEW_MONTH),
+        customers["monthly_charges"].to_numpy(),
     )
     data.add(tx, name="transactions", message=f"bills of {NEW_MONTH[:7]}", workspace=ws)
-    labels = customers.drop(columns=["monthly_charges"])
-    labels.insert(1, "ts", NEW_MONTH)
     folder = Path("exports") / "labels"
     (folder / "labels.csv").unlink()
-    labels.to_csv(folder / f"labels-{NEW_MONTH[:7]}.csv", index=False)
+    _write_labels(folder / f"labels-{NEW_MONTH[:7]}.csv", customers, NEW_MONTH)
     label_version = data.add(folder, name="churn-labels", message="who left", workspace=ws)
     applied = {a.version.name: a.version.ref for a in features.apply("features.py", workspace=ws)}
     return label_version.ref, ",".join(applied[name] for name in FEATURES)
