@@ -150,13 +150,34 @@ def diff_cmd(a: str, b: str, as_json: bool) -> None:
 
 @features.command("build")
 @click.argument("ref")
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Write each entity's latest row (within the ttl) to the online table instead.",
+)
+@click.option("--as-of", "as_of", default=None, help="With --online: the build's time (now).")
 @click.option("--message", "-m", default="", help="Kept with the dataset version.")
 @click.option("--json", "as_json", is_flag=True, help="Print the built dataset version as JSON.")
-def build_cmd(ref: str, message: str, as_json: bool) -> None:
-    """Compute feature view REF on its source version; record the rows as NAME.features."""
+def build_cmd(ref: str, online: bool, as_of: str | None, message: str, as_json: bool) -> None:
+    """Compute feature view REF on its source version; record the rows as NAME.features
+    (--online: serve its latest values per entity)."""
     from keel.features.build import build_view
     from keel.workspace import connect
 
+    if as_of is not None and not online:
+        raise click.UsageError("--as-of is for --online builds (a training set takes --as-of)")
+    if online:
+        from keel.features.online_table import build_online
+
+        made = build_online(connect(), ref, as_of=as_of)
+        if as_json:
+            emit_json(made.to_dict())
+            return
+        click.echo(
+            f"{made.ref}  online  {made.entities} entities, {made.changed} changed  "
+            f"({', '.join(made.columns)})"
+        )
+        return
     version, built = build_view(connect(), ref, message)
     if as_json:
         emit_json({**built.to_dict(), "feature": version.ref, "feature_source": version.source})

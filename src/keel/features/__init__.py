@@ -23,6 +23,7 @@ from keel.features.definitions import Entity, FeatureView, OnDemand, entity, fea
 
 if TYPE_CHECKING:
     from keel.data.version import DatasetVersion
+    from keel.features.online_table import OnlineBuild
     from keel.features.versions import Applied
     from keel.workspace import Workspace
 
@@ -32,9 +33,11 @@ __all__ = [
     "OnDemand",
     "apply",
     "build",
+    "build_online",
     "entity",
     "feature_view",
     "on_demand",
+    "online",
     "training_set",
 ]
 
@@ -84,3 +87,29 @@ def training_set(
         name=name,
         message=message,
     )
+
+
+def build_online(
+    ref: str, *, as_of: str | dt.datetime | None = None, workspace: Workspace | None = None
+) -> OnlineBuild:
+    """Write view ``ref``'s latest row per entity to the online table, replacing its previous
+    build atomically (``keel features build REF --online``)."""
+    from keel.features.online_table import build_online as _build_online
+
+    return _build_online(_ws(workspace), ref, as_of=as_of)
+
+
+def online(
+    features: list[str],
+    entities: Any,
+    *,
+    strict: bool = False,
+    workspace: Workspace | None = None,
+) -> Any:
+    """The features of each entity (``{"customer_id": [42, 7]}``, or a DataFrame) from the
+    online table, on-demand features computed by their recorded functions: a DataFrame.
+    An entity the table does not hold gets the view's default, or null (``strict=True``:
+    raises ``MissingFeatures``)."""
+    from keel.features.online_table import online as _online
+
+    return _online(_ws(workspace), features, entities, strict=strict)

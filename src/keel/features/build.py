@@ -35,6 +35,10 @@ __all__ = ["build_view", "parse_moment", "training_set", "view_rows"]
 
 BUILT_SUFFIX = ".features"  # the dataset a view's rows are built into: spend.features
 
+# (role, feature view version, input dataset version, columns as JSON): a feature view
+# version and the columns it gave a training set, or the entity table and its keys' types
+Lineage = tuple[str, int | None, int | None, str | None]
+
 
 def parse_moment(text: str | dt.datetime | None) -> dt.datetime | None:
     """``2026-12-01``, ``2026-12-01T12:00`` (UTC unless it names a zone), or a datetime.
@@ -185,7 +189,7 @@ def _record(
     name: str,
     file_name: str,
     message: str,
-    lineage: list[tuple[str, int | None, int | None]],
+    lineage: list[Lineage],
     source: str,
 ) -> DatasetVersion:
     """``table`` as a version of dataset ``name``, with its feature lineage in the same
@@ -197,7 +201,7 @@ def _record(
 
         from keel.store.db import feature_lineage as fl
 
-        for role, view_version_pk, input_pk in lineage:
+        for role, view_version_pk, input_pk, columns in lineage:
             exists = conn.execute(
                 select(fl.c.id).where(
                     and_(
@@ -219,6 +223,7 @@ def _record(
                         role=role,
                         feature_view_version_id=view_version_pk,
                         input_version_id=input_pk,
+                        columns=columns,
                     )
                 )
 
@@ -268,7 +273,7 @@ def build_view(ws: Workspace, ref: str, message: str = "") -> tuple[FeatureVersi
         name=f"{version.name}{BUILT_SUFFIX}",
         file_name=f"{version.name}.parquet",
         message=message or f"built from {version.ref} on {version.source}",
-        lineage=[("view", version.pk, None)],
+        lineage=[("view", version.pk, None, None)],
         source=f"keel features build {version.ref}",
     )
     return version, built
@@ -435,18 +440,24 @@ def training_set(
         joined = _join_by_key(left, frames, stamp)
     else:
         joined = point_in_time_join(
-            left, frames, key=keys.pop() if keys else left.column_names[0], timestamp=stamp
+            left, frames, key=next(iter(keys)) if keys else left.column_names[0], timestamp=stamp
         )
     columns = {frame.name: frame.features for frame in frames}
     joined = _on_demand(ws, joined, plan.on_demand, columns)
+    import json
+
+    from keel.features.online_table import column_kind
+
+    lineage: list[Lineage] = [("view", v.pk, None, json.dumps(columns[v.name])) for v in plan.versions]
+    lineage += [("view", v.pk, None, json.dumps([v.name])) for v in plan.on_demand]
+    key_types = json.dumps({k: column_kind(left.schema.field(k).type) for k in sorted(keys)})
     with ws.db.read() as conn:
-        lineage: list[tuple[str, int | None, int | None]] = [
-            ("view", v.pk, None) for v in plan.versions + plan.on_demand
-        ]
-        if entity_version is not None:
-            lineage.append(
-                ("entities", None, version_id(conn, entity_version.name, entity_version.number))
-            )
+        entity_pk = (
+            version_id(conn, entity_version.name, entity_version.number)
+            if entity_version is not None
+            else None
+        )
+    lineage.append(("entities", None, entity_pk, key_types))
     names = ", ".join(v.ref for v in plan.versions + plan.on_demand)
     return _record(
         ws,

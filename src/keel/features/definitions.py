@@ -111,12 +111,14 @@ class FeatureView:
     created: str | None = None
     code: str = ""
     description: str = ""
+    # served for an entity the online table does not hold: one value, or one per column
+    default: Any = None
 
     kind = "view"
 
     def definition(self) -> dict[str, Any]:
         """What the version is made of, besides the source version: code and parameters."""
-        return {
+        made = {
             "kind": self.kind,
             "entity": self.entity.key,
             "source": self.source,
@@ -125,6 +127,9 @@ class FeatureView:
             "created": self.created,
             "code": self.code,
         }
+        if self.default is not None:  # only when declared: older versions keep their digest
+            made["default"] = self.default
+        return made
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.function(*args, **kwargs)
@@ -165,11 +170,14 @@ def feature_view(
     ttl: str | int | float | dt.timedelta | None = None,
     created: str | None = None,
     name: str | None = None,
+    default: Any = None,
 ) -> Callable[[Callable[..., Any]], FeatureView]:
     """Declare a feature view: ``fn(table)`` returns rows with ``entity.key``, ``timestamp``
     and feature columns. ``ttl``: how old a feature row may be and still count (``"90d"``;
     None: any age). ``created``: the column saying when each row was written (ties, and
-    ``as_of``)."""
+    ``as_of``). ``default``: what is served for an entity the online table does not hold
+    (one JSON value for every column, or a dict of column -> value); none by default, and
+    such a request is refused (422) unless the model's column may be null."""
     from keel.names import check_name
 
     if not isinstance(entity, Entity):
@@ -177,6 +185,13 @@ def feature_view(
     if not isinstance(source, str) or not source.strip():
         raise InvalidInput(f"invalid source {source!r}: expected a dataset name such as transactions")
     window = parse_ttl(ttl)
+    try:
+        json.dumps(default, allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            f"invalid default {default!r}: expected a JSON value (a number, text, true/false) "
+            "or a dict of column -> value"
+        ) from None
 
     def wrap(fn: Callable[..., Any]) -> FeatureView:
         view_name = name or fn.__name__
@@ -191,6 +206,7 @@ def feature_view(
             created=created,
             code=_source_code(fn),
             description=(inspect.getdoc(fn) or "").strip(),
+            default=default,
         )
         if COLLECTING:
             COLLECTING[-1].append(view)

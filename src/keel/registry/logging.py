@@ -72,6 +72,14 @@ def log_model(
             NoSignatureWarning,
             stacklevel=3,
         )
+    if run is not None and signature is not None and not signature.is_tensor:
+        from dataclasses import replace
+
+        from keel.features.online_table import model_features
+
+        needs = model_features(ws, run.pk, [c.name for c in signature.columns])
+        if needs is not None:
+            signature = replace(signature, features=needs)
     saved = chosen.save(model, example)
     store = ws.objects
     with ws.writing_objects():

@@ -62,6 +62,9 @@ class Signature:
     tensor_dtype: str | None = None
     tensor_width: int | None = None
     output: dict[str, Any] = field(default_factory=dict)
+    # a model trained on a training set: the feature views (versions) and entity keys its
+    # columns come from, so ``keel serve`` looks them up (keel.features.online_table)
+    features: dict[str, Any] | None = None
 
     @property
     def is_tensor(self) -> bool:
@@ -78,7 +81,10 @@ class Signature:
                     {"name": c.name, "type": c.type, "nullable": c.nullable} for c in self.columns
                 ]
             }
-        return {"inputs": inputs, "output": self.output}
+        doc: dict[str, Any] = {"inputs": inputs, "output": self.output}
+        if self.features:
+            doc["features"] = self.features
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Signature:
@@ -92,7 +98,7 @@ class Signature:
             ColumnSpec(c["name"], c["type"], bool(c.get("nullable")))
             for c in inputs.get("columns", [])
         )
-        return cls(columns=columns, output=doc.get("output", {}))
+        return cls(columns=columns, output=doc.get("output", {}), features=doc.get("features"))
 
     def describe(self, limit: int = 12) -> str:
         """The inputs in one line, for error messages.

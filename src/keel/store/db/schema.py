@@ -412,6 +412,33 @@ feature_lineage = Table(
         "feature_view_version_id", Integer, ForeignKey("feature_view_versions.id"), nullable=True
     ),
     Column("input_version_id", Integer, ForeignKey("dataset_versions.id"), nullable=True),
+    Column("columns", Text, nullable=True),  # JSON: the columns a view gave it (revision 0009)
     Index("ix_feature_lineage_made", "dataset_version_id"),
     Index("ix_feature_lineage_view", "feature_view_version_id"),
+)
+
+# -- online features (revision 0009) ---------------------------------------------
+
+# Which build of each feature view the online table holds: one per view name, replaced
+# with its rows in one transaction (a reader sees the previous build or this one).
+online_builds = Table(
+    "online_builds",
+    metadata,
+    Column("view", String(128), primary_key=True),
+    Column("version_id", Integer, ForeignKey("feature_view_versions.id"), nullable=False),
+    Column("columns", Text, nullable=False),  # JSON: feature column -> type
+    Column("entities", Integer, nullable=False),
+    Column("changed", Integer, nullable=False),  # rows written or deleted by that build
+    Column("built_at", Float, nullable=False),
+    Column("built_by", String(128), nullable=False),
+)
+
+# The latest row per entity of each view: its event time and its feature values (JSON).
+online_features = Table(
+    "online_features",
+    metadata,
+    Column("view", String(128), primary_key=True),
+    Column("entity", String(512), primary_key=True),  # the entity key, as text
+    Column("event_ts", Float, nullable=False),
+    Column("data", Text, nullable=False),
 )
