@@ -242,3 +242,53 @@ def training_set_cmd(
         return
     state = "recorded" if built.is_new else "unchanged"
     click.echo(f"{built.ref}  {state}  {built.digest[:16]}" + (f"  -> {out}" if out else ""))
+
+
+@features.command("skew")
+@click.argument("model")
+@click.option("--since", default=None, help="Requests logged since: 1d, 6h, 30m, or a time.")
+@click.option(
+    "--sample", default=1000, show_default=True, type=int, help="Requests to recompute at most."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def skew_cmd(model: str, since: str | None, sample: int, as_json: bool) -> None:
+    """Served against offline feature values for MODEL (churn@champion): per feature, the share
+    of logged requests whose served value differs from what training would have given."""
+    from keel.errors import InvalidInput
+    from keel.features.skew import measure_skew
+    from keel.registry.versions import resolve_model
+    from keel.store.logs import parse_since
+    from keel.workspace import connect
+
+    ws = connect()
+    version = resolve_model(ws, model)
+    needs = (version.signature or {}).get("features")
+    if not needs:
+        raise InvalidInput(
+            f"{version.ref} was not trained on a training set of keel features: its inputs "
+            "are not looked up, so there is no skew to measure"
+        )
+    start = parse_since(since) if since else None
+    report = measure_skew(ws, version.name, version.number, needs, since=start, sample=sample)
+    if as_json:
+        emit_json(report)
+        return
+    if not report["compared"]:
+        click.echo(f"{report['model']}: no logged requests" + (f" since {since}" if since else ""))
+        return
+    click.echo(
+        f"{report['model']}: {report['compared']} of {report['logged']} logged requests "
+        "recomputed offline"
+    )
+    table(
+        ["feature", "trained on", "offline", "differ", "share", "mean |diff|", "max |diff|"],
+        [
+            [f["feature"], f["trained_on"], f["offline"], str(f["differ"]),
+             f"{f['share']:.1%}", f"{f['mean_abs_diff']:.4g}", f"{f['max_abs_diff']:.4g}"]
+            for f in report["features"]
+        ],
+    )  # fmt: skip
+    if report["skewed"]:
+        click.echo(f"skew: {', '.join(report['skewed'])} served differently than trained")
+    else:
+        click.echo("no skew: every served value is the offline one")

@@ -74,6 +74,12 @@ __all__ = ["deploy", "logs_cmd", "serve_cmd"]
     type=float,
     help="Seconds between looks for alias and deployment moves.",
 )
+@click.option(
+    "--allow-stale-features",
+    is_flag=True,
+    help="Serve a model trained on a training set even when the online table was built from "
+    "other feature versions than it was trained on (a warning, not a refusal).",
+)
 def serve_cmd(
     model: str,
     alias: str,
@@ -87,6 +93,7 @@ def serve_cmd(
     max_body_mb: float,
     extra_fields: tuple[str, ...],
     poll: float,
+    allow_stale_features: bool,
 ) -> None:
     """Serve MODEL@ALIAS over HTTP: /predict, /feedback, the Open Inference Protocol v2 routes,
     /healthz and /metrics (OpenAPI at /docs). Follows promotions, rollbacks and deployments."""
@@ -116,6 +123,7 @@ def serve_cmd(
         poll_seconds=poll,
         extra_fields=tuple(extra_fields),
         token=os.environ.get("KEEL_SERVE_TOKEN") or None,
+        allow_stale_features=allow_stale_features,
     )
     from keel.serve.server import check_exposure, check_port
 
@@ -124,6 +132,8 @@ def serve_cmd(
     from keel.deploy.fields import declare_fields
 
     declare_fields(ws, model, extra_fields)  # every server of the model accepts them from now on
+    if served.signature and served.signature.get("features"):
+        _check_features(ws, served.ref, served.signature, allow_stale_features)
     if not served.signature:
         click.echo(
             f"keel: warning: {served.ref} has no signature (it was logged without an "
@@ -139,6 +149,20 @@ def serve_cmd(
     from keel.serve.server import serve
 
     serve(config)
+
+
+def _check_features(ws: Any, ref: str, doc: dict[str, Any], allow_stale: bool) -> None:
+    """A model trained on a training set: its features must be online, from the versions it
+    was trained on (exit 2 here, not in a worker); say what requests carry."""
+    from keel.registry.signature import Signature
+    from keel.serve.features import FeatureAssembler
+
+    assembler = FeatureAssembler(ws, ref, Signature.from_dict(doc), allow_stale=allow_stale)
+    for text in assembler.warnings:
+        click.echo(f"keel: warning: {text} (--allow-stale-features)", err=True)
+    views = ", ".join(v.name for v in assembler.views)
+    fields = ", ".join(c.name for c in assembler.request.columns)
+    click.echo(f"keel: {ref} takes {fields}; its features are looked up online ({views})", err=True)
 
 
 class _DeployGroup(click.Group):

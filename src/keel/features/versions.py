@@ -64,6 +64,15 @@ class FeatureVersion:
     def ref(self) -> str:
         return f"{self.name}@v{self.number}"
 
+    def changed_from(self, other: FeatureVersion) -> list[str]:
+        """What of the definition differs from ``other``'s (the code, ttl, ...), source
+        versions aside: empty when both compute the same way over whatever data."""
+        changed = sorted(
+            k for k in set(self.definition) | set(other.definition)
+            if self.definition.get(k) != other.definition.get(k)
+        )  # fmt: skip
+        return (["code"] if self.code != other.code else []) + changed
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ref": self.ref,

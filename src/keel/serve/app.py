@@ -172,14 +172,21 @@ class Server:
         dep = routing.deployment
         champion = routing.champion
         key = dep.key if dep is not None and dep.mode != "shadow" else None
+        looked_up = routing.features.get("champion")
+        extras = routing.extras if key is None else (*routing.extras, key)
+        other = routing.features.get("challenger")
+        if other is not None:  # its entity keys ride along when the champion has none
+            extras = (*extras, *(c.name for c in other.request.columns))
         try:
             batch = parse_inputs(
                 doc,
-                champion.loaded.signature,
+                looked_up.request if looked_up is not None else champion.loaded.signature,
                 max_rows=self.config.max_batch,
                 key=key,
-                extras=routing.extras if key is None else (*routing.extras, key),
+                extras=extras,
             )
+            for assembler in routing.features.values():
+                assembler.assemble(batch)
         except InvalidInput as exc:
             self.metrics.invalid.labels(self.model, route).inc()
             problems = getattr(exc, "problems", None) or []
@@ -215,7 +222,7 @@ class Server:
                 routing,
                 challenger,
                 "challenger",
-                self._frame_for(challenger, champion, frame),
+                self._frame_for(routing, challenger, frame, batch),
                 rid,
                 now,
                 started,
@@ -266,9 +273,13 @@ class Server:
             f"sticky key of deployment {did[:8]}, and were refused (422): clients must send it"
         )
 
-    def _frame_for(self, scorer: Scorer, champion: Scorer, frame: Any) -> Any:
-        if scorer.loaded.signature == champion.loaded.signature:
+    def _frame_for(self, routing: Routing, scorer: Scorer, frame: Any, batch: Batch) -> Any:
+        """The challenger's input: the champion's frame, or its own when its signature
+        differs (its own features are in the batch, looked up beside the champion's)."""
+        if scorer.loaded.signature == routing.champion.loaded.signature:
             return frame
+        if "challenger" in routing.features:
+            return to_frame(Batch(batch.columns, batch.rows), scorer.loaded.signature)
         return scorer.loaded.prepare(frame)
 
     def _score(
@@ -324,10 +335,10 @@ class Server:
             assert scorer is not None
             index = np.flatnonzero(rows)
             sub = frame.iloc[index] if hasattr(frame, "iloc") else frame[index]
-            if arm == "challenger":
-                sub = self._frame_for(scorer, routing.champion, sub)
-            scored = self._score(routing, scorer, arm, sub, rid, now, started)
             part = Batch({k: [v[i] for i in index] for k, v in batch.columns.items()}, len(index))
+            if arm == "challenger":
+                sub = self._frame_for(routing, scorer, sub, part)
+            scored = self._score(routing, scorer, arm, sub, rid, now, started)
             self._record(
                 routing,
                 arm,
@@ -426,7 +437,7 @@ class Server:
         assert challenger is not None
         started = time.perf_counter()
         try:
-            scored = challenger(self._frame_for(challenger, routing.champion, frame))
+            scored = challenger(self._frame_for(routing, challenger, frame, batch))
         except Exception as exc:  # noqa: BLE001 - a failing shadow is counted, never answered
             elapsed = time.perf_counter() - started
             self.metrics.error(challenger.version, "shadow", 500, elapsed)

@@ -30,6 +30,7 @@ class ServeConfig:
     poll_seconds: float = 0.25  # how often a worker looks for alias and deployment moves
     token: str | None = None  # required for /feedback when set (always set off loopback)
     extra_fields: tuple[str, ...] = ()  # accepted beside the signature, logged, not given the model
+    allow_stale_features: bool = False  # serve from an online table built from other versions
 
     def __post_init__(self) -> None:
         if not 0.0 < self.log_sample <= 1.0:

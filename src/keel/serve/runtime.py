@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from keel.deploy.records import Deployment
     from keel.registry.scoring import Scorer
     from keel.serve.config import ServeConfig
+    from keel.serve.features import FeatureAssembler
     from keel.serve.metrics import ServerMetrics
     from keel.store.logs import LogWriter
     from keel.workspace import Workspace
@@ -46,6 +47,8 @@ class Routing:
     windows: dict[str, ArmWindow] = field(default_factory=dict)
     # fields outside the signature to accept and log: --extra-field and every declared one
     extras: tuple[str, ...] = ()
+    # per arm, for a model trained on a training set: what looks its features up
+    features: dict[str, FeatureAssembler] = field(default_factory=dict)
 
 
 class Runtime:
@@ -105,7 +108,26 @@ class Runtime:
         extras = tuple(
             dict.fromkeys((*self.config.extra_fields, *declared_fields(self.ws, self.config.model)))
         )
-        return Routing(champion, challenger, deployment, state, windows, extras)
+        features = {
+            arm: self._features(scorer)
+            for arm, scorer in (("champion", champion), ("challenger", challenger))
+            if scorer is not None and scorer.loaded.signature is not None
+            and scorer.loaded.signature.features
+        }  # fmt: skip
+        return Routing(champion, challenger, deployment, state, windows, extras, features)
+
+    def _features(self, scorer: Scorer) -> FeatureAssembler:
+        """What looks up the features of a model trained on a training set; raises
+        StaleFeatures when the online table holds other versions than it was trained on."""
+        from keel.serve.features import FeatureAssembler
+
+        assert scorer.loaded.signature is not None
+        return FeatureAssembler(
+            self.ws,
+            scorer.ref,
+            scorer.loaded.signature,
+            allow_stale=self.config.allow_stale_features,
+        )
 
     def start(self) -> None:
         """Load what the alias and the deployment name now, then watch them."""
@@ -193,7 +215,12 @@ class Runtime:
             return
         why = "; ".join(b.message for b in breaches)
         self.routing = Routing(
-            current.champion, None, None, (current.state[0], None), extras=current.extras
+            current.champion,
+            None,
+            None,
+            (current.state[0], None),
+            extras=current.extras,
+            features={k: v for k, v in current.features.items() if k == "champion"},
         )
         self.metrics.rollbacks.labels(self.config.model).inc()
         log.warning(
