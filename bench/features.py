@@ -18,8 +18,17 @@
 2. **10,000,000 × 10,000,000** (``--big-rows``, default 10,000,000; 0 skips): one view of
    4 features, a training set by keel (whole command) beside a bare DuckDB ``ASOF LEFT
    JOIN`` on the same Parquet files (its own process).
+3. **Online lookup** (issue 28): 50 float features (5 views of 10) of one entity, 200
+   entities. Two real ``keel serve`` processes of the same model on 127.0.0.1: one trained
+   on a training set (clients send ``customer_id``; the server looks the 50 features up
+   in the online table), one logged without (clients send the 50 values inline). The
+   requests alternate between the two on keep-alive connections; the p50 and p99 of each
+   are compared, and the lookup alone is timed in-process (``FeatureAssembler.assemble``
+   on a one-row batch). Beside it, Feast's online read of the same 50 features for one
+   entity (``get_online_features(...).to_dict()``, SQLite online store, its own venv,
+   after ``feast materialize``).
 
-    .venv/bin/python bench/features.py [--runs 3] [--big-rows 10000000]
+    .venv/bin/python bench/features.py [--runs 3] [--big-rows 10000000] [--only online]
 """
 
 from __future__ import annotations
@@ -45,6 +54,112 @@ TTL_DAYS = 90
 
 
 # -- data ------------------------------------------------------------------------------------
+
+ONLINE_VIEWS, ONLINE_PER_VIEW, ONLINE_CUSTOMERS, ONLINE_ROWS = 5, 10, 200, 2_000
+ONLINE_REQUESTS = 3_000
+
+MAKE_ONLINE = """
+import sys, time, numpy as np, pyarrow as pa, pyarrow.parquet as pq
+out, views, per_view, customers, rows = sys.argv[1], *map(int, sys.argv[2:6])
+rng = np.random.default_rng(28)
+now = int(time.time() * 1_000_000)
+for v in range(views):
+    ts = now - rng.integers(3600 * 1_000_000, 30 * 86400 * 1_000_000, rows)
+    cols = {"customer_id": np.concatenate([np.arange(customers), rng.integers(0, customers, rows - customers)]),
+            "event_timestamp": pa.array(ts, pa.timestamp("us", "UTC"))}
+    for j in range(per_view):
+        cols[f"o{v}_{j}"] = rng.standard_normal(rows)
+    pq.write_table(pa.table(cols), f"{out}/online{v}.parquet")
+pq.write_table(pa.table({"customer_id": np.arange(customers),
+                         "event_timestamp": pa.array([now] * customers, pa.timestamp("us", "UTC")),
+                         "label": rng.integers(0, 2, customers)}), f"{out}/online_entities.parquet")
+"""
+
+ONLINE_MODEL = """
+import numpy as np
+import keel
+
+
+class Sum(keel.PythonModel):
+    def predict(self, inputs):
+        return np.asarray(inputs.select_dtypes("number").sum(axis=1))
+"""
+
+ONLINE_SETUP = """
+import sys
+import pandas as pd
+import keel
+from bench_model import Sum
+ws, views = keel.connect(sys.argv[1]), int(sys.argv[2])
+names = [f"o{v}" for v in range(views)]
+ts = keel.features.training_set(sys.argv[3], names, name="online-train", workspace=ws)
+with keel.start_run(name="keyed", workspace=ws, capture_code=False) as run:
+    frame = run.use(ts).to_pandas()
+    columns = [c for c in frame.columns if c.startswith("o")]
+    run.log_model(Sum(), "keyed", input_example=frame[columns].head(5))
+with keel.start_run(name="inline", workspace=ws, capture_code=False) as run:
+    run.log_model(Sum(), "inline", input_example=frame[columns].head(5))
+from keel.registry.versions import promote
+promote(ws, "keyed", 1)
+promote(ws, "inline", 1)
+for name in names:
+    keel.features.build_online(name, workspace=ws)
+frame[["customer_id", *columns]].to_parquet(sys.argv[4], index=False)
+"""
+
+ONLINE_ASSEMBLE = """
+import json, sys, time
+import keel
+from keel.registry.signature import Signature
+from keel.serve.features import FeatureAssembler
+from keel.serve.inputs import parse_inputs
+ws = keel.connect(sys.argv[1])
+version = keel.load_model("keyed@champion", workspace=ws)
+assembler = FeatureAssembler(ws, "keyed/v1", version.signature)
+times = []
+for i in range(int(sys.argv[2])):
+    batch = parse_inputs({"inputs": {"customer_id": i % 200}}, assembler.request, max_rows=10)
+    t = time.perf_counter()
+    assembler.assemble(batch)
+    times.append(time.perf_counter() - t)
+times.sort()
+print(json.dumps({"p50_ms": times[len(times) // 2] * 1000, "p99_ms": times[int(len(times) * 0.99)] * 1000}))
+"""
+
+FEAST_ONLINE_DEFINITIONS = """
+from datetime import timedelta
+from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast.types import Float64
+
+customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
+for v in range({views}):
+    globals()[f"o{{v}}"] = FeatureView(
+        name=f"o{{v}}", entities=[customer], ttl=timedelta(days=90),
+        schema=[Field(name=f"o{{v}}_{{j}}", dtype=Float64) for j in range({per_view})],
+        source=FileSource(path=f"{data}/online{{v}}.parquet", timestamp_field="event_timestamp"),
+    )
+"""
+
+FEAST_ONLINE_RUN = """
+import json, sys, time
+from datetime import datetime, timedelta, timezone
+from feast import FeatureStore
+store = FeatureStore(repo_path=sys.argv[1])
+views, per_view, n = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+now = datetime.now(timezone.utc)
+store.materialize(now - timedelta(days=60), now)
+features = [f"o{v}:o{v}_{j}" for v in range(views) for j in range(per_view)]
+for i in range(200):  # warm up
+    store.get_online_features(features=features, entity_rows=[{"customer_id": i}]).to_dict()
+times = []
+for i in range(n):
+    t = time.perf_counter()
+    got = store.get_online_features(features=features, entity_rows=[{"customer_id": i % 200}]).to_dict()
+    times.append(time.perf_counter() - t)
+assert len(got) == views * per_view + 1, len(got)
+times.sort()
+print(json.dumps({"p50_ms": times[len(times) // 2] * 1000, "p99_ms": times[int(len(times) * 0.99)] * 1000}))
+"""
 
 MAKE_DATA = """
 import sys, numpy as np, pyarrow as pa, pyarrow.parquet as pq
@@ -229,9 +344,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--big-rows", type=int, default=10_000_000)
+    parser.add_argument("--only", choices=("all", "offline", "online"), default="all")
     args = parser.parse_args()
     feast_py = ensure_venv("feast", FEAST)
     scratch = Path(tempfile.mkdtemp(prefix="keel-bench-features-"))
+    if args.only == "online":
+        try:
+            online = online_round(scratch, feast_py, args.runs)
+        finally:
+            drop_tree(scratch)
+        report_online(online, args.runs)
+        return 0
     try:
         data = scratch / "data"
         data.mkdir()
@@ -297,10 +420,155 @@ def main() -> int:
             big = None
             if args.big_rows:
                 big = big_round(scratch, args.big_rows)
+        online = online_round(scratch, feast_py, args.runs) if args.only == "all" else None
     finally:
         drop_tree(scratch)
     report(results, size_mb, big, args)
+    if online is not None:
+        report_online(online, args.runs)
     return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(model: str, env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen, int]:
+    import urllib.request
+
+    port = _free_port()
+    proc = subprocess.Popen([str(KEEL), "serve", model, "--port", str(port)], env=env, cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    started = time.perf_counter()
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None or time.perf_counter() - started > 60:
+                proc.kill()
+                raise SystemExit(f"keel serve {model} did not start: {proc.stderr.read()}") from None
+            time.sleep(0.1)
+
+
+def online_round(scratch: Path, feast_py: Path, runs: int) -> dict[str, list[dict]]:
+    """The online lookup inside keel serve beside the same model given its features inline,
+    the lookup alone, and Feast's online read of the same 50 features."""
+    import http.client
+
+    import pyarrow.parquet as pq
+
+    data = scratch / "online-data"
+    data.mkdir()
+    subprocess.run([str(KEEL_PY), "-c", MAKE_ONLINE, str(data), str(ONLINE_VIEWS), str(ONLINE_PER_VIEW),
+                    str(ONLINE_CUSTOMERS), str(ONLINE_ROWS)], check=True)  # fmt: skip
+    ws = scratch / "online-ws"
+    env = {**os.environ, "KEEL_HOME": str(ws), "PYTHONPATH": str(scratch)}
+    subprocess.run([str(KEEL), "init", str(ws)], check=True, capture_output=True)
+    text = KEEL_DEFINITIONS
+    for v in range(ONLINE_VIEWS):
+        subprocess.run([str(KEEL), "data", "add", str(data / f"online{v}.parquet"), "--name", f"osrc{v}"],
+                       env=env, check=True, capture_output=True)  # fmt: skip
+        text += KEEL_VIEW.format(source=f"osrc{v}", ttl="90d", name=f"o{v}")
+    (ws / "online.py").write_text(text)
+    subprocess.run([str(KEEL), "features", "apply", "online.py"], env=env, cwd=ws, check=True,
+                   capture_output=True)  # fmt: skip
+    (scratch / "bench_model.py").write_text(ONLINE_MODEL)
+    rows_file = scratch / "online-rows.parquet"
+    subprocess.run([str(KEEL_PY), "-c", ONLINE_SETUP, str(ws), str(ONLINE_VIEWS),
+                    str(data / "online_entities.parquet"), str(rows_file)], env=env, check=True)  # fmt: skip
+    values = pq.read_table(rows_file).to_pylist()
+    results: dict[str, list[dict]] = {}
+    keyed, keyed_port = _serve("keyed", env, ws)
+    inline, inline_port = _serve("inline", env, ws)
+    try:
+        conns = {"keyed": http.client.HTTPConnection("127.0.0.1", keyed_port),
+                 "inline": http.client.HTTPConnection("127.0.0.1", inline_port)}  # fmt: skip
+
+        def ask(name: str, i: int) -> float:
+            row = values[i % len(values)]
+            record = {"customer_id": row["customer_id"]} if name == "keyed" else {
+                k: v for k, v in row.items() if k != "customer_id"}  # fmt: skip
+            body = json.dumps({"inputs": [record]})
+            t = time.perf_counter()
+            conns[name].request("POST", "/predict", body, {"Content-Type": "application/json"})
+            answer = conns[name].getresponse()
+            payload = answer.read()
+            took = time.perf_counter() - t
+            if answer.status != 200:
+                raise SystemExit(f"{name}: {answer.status} {payload[:300]!r}")
+            return took
+
+        with bench_lock():
+            for i in range(300):  # warm up both
+                ask("keyed", i), ask("inline", i)
+            for _ in range(runs):
+                times: dict[str, list[float]] = {"keyed": [], "inline": []}
+                for i in range(ONLINE_REQUESTS):
+                    for name in ("keyed", "inline") if i % 2 else ("inline", "keyed"):
+                        times[name].append(ask(name, i))
+                for name, xs in times.items():
+                    xs.sort()
+                    results.setdefault(name, []).append(
+                        {"p50_ms": xs[len(xs) // 2] * 1000, "p99_ms": xs[int(len(xs) * 0.99)] * 1000})
+                results.setdefault("assemble", []).append(run_json(
+                    [str(KEEL_PY), "-c", ONLINE_ASSEMBLE, str(ws), str(ONLINE_REQUESTS)], env))  # fmt: skip
+                log(f"[online] keyed p99 {results['keyed'][-1]['p99_ms']:.2f} ms, inline p99 "
+                    f"{results['inline'][-1]['p99_ms']:.2f} ms, lookup alone p99 "
+                    f"{results['assemble'][-1]['p99_ms']:.3f} ms")  # fmt: skip
+    finally:
+        for proc in (keyed, inline):
+            proc.terminate()
+            proc.wait(timeout=30)
+    repo = scratch / "feast-online"
+    repo.mkdir()
+    (repo / "feature_store.yaml").write_text(FEAST_REPO.format(root=repo))
+    (repo / "definitions.py").write_text(
+        FEAST_ONLINE_DEFINITIONS.format(views=ONLINE_VIEWS, per_view=ONLINE_PER_VIEW, data=data)
+    )
+    feast_env = {**os.environ, "FEAST_USAGE": "False"}
+    subprocess.run([str(feast_py.parent / "feast"), "apply"], cwd=repo, env=feast_env, check=True,
+                   capture_output=True)  # fmt: skip
+    (scratch / "feast_online.py").write_text(FEAST_ONLINE_RUN)
+    with bench_lock():
+        for _ in range(runs):
+            results.setdefault("feast", []).append(run_json(
+                [str(feast_py), str(scratch / "feast_online.py"), str(repo), str(ONLINE_VIEWS),
+                 str(ONLINE_PER_VIEW), str(ONLINE_REQUESTS)], feast_env))  # fmt: skip
+            log(f"[online] feast p99 {results['feast'][-1]['p99_ms']:.2f} ms")
+    return results
+
+
+def report_online(results: dict[str, list[dict]], runs: int) -> None:
+    med = statistics.median
+
+    def p(name: str, q: str) -> float:
+        return med(r[q] for r in results[name])
+
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    print(f"\n### online lookup, {stamp}; 2 cores, load {os.getloadavg()[0]:.1f}; median of {runs} "
+          f"rounds of {ONLINE_REQUESTS:,} requests each; {ONLINE_VIEWS} views x {ONLINE_PER_VIEW} "
+          f"features of one entity, {ONLINE_CUSTOMERS} entities\n")  # fmt: skip
+    rows = [
+        ["keel serve, by customer_id (50 features looked up)", f"{p('keyed', 'p50_ms'):.2f} ms",
+         f"{p('keyed', 'p99_ms'):.2f} ms"],
+        ["keel serve, the same model with the 50 features inline", f"{p('inline', 'p50_ms'):.2f} ms",
+         f"{p('inline', 'p99_ms'):.2f} ms"],
+        ["added by the lookup (keyed - inline)",
+         f"{p('keyed', 'p50_ms') - p('inline', 'p50_ms'):+.2f} ms",
+         f"{p('keyed', 'p99_ms') - p('inline', 'p99_ms'):+.2f} ms"],
+        ["the lookup alone, in-process (FeatureAssembler.assemble)", f"{p('assemble', 'p50_ms'):.3f} ms",
+         f"{p('assemble', 'p99_ms'):.3f} ms"],
+        ["Feast 0.67 get_online_features().to_dict(), SQLite online store", f"{p('feast', 'p50_ms'):.2f} ms",
+         f"{p('feast', 'p99_ms'):.2f} ms"],
+    ]  # fmt: skip
+    print(markdown_table(["", "p50", "p99"], rows))
+    print(f"\nFeast's read / keel's lookup alone: p50 {p('feast', 'p50_ms') / p('assemble', 'p50_ms'):.1f}x, "
+          f"p99 {p('feast', 'p99_ms') / p('assemble', 'p99_ms'):.1f}x")  # fmt: skip
 
 
 def big_round(scratch: Path, rows: int) -> dict[str, dict]:

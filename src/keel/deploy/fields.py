@@ -71,6 +71,8 @@ def declare_fields(ws: Workspace, model: str, fields: tuple[str, ...] | list[str
 def check_key(conn: Connection, model: str, key: str, signature: dict[str, Any] | None) -> None:
     """Refuse a sticky key the servers of ``model`` would refuse or not have (inside a txn)."""
     columns = {c["name"] for c in ((signature or {}).get("inputs") or {}).get("columns", [])}
+    # a model served by entity key: requests carry the key its features are looked up by
+    columns |= set(((signature or {}).get("features") or {}).get("entities", {}))
     if key in columns or key in _read(conn, model):
         return
     raise InvalidInput(

@@ -73,8 +73,9 @@ class _Traffic:
     thread, until stopped."""
 
     def __init__(self, port: int, rows: list[dict[str, Any]]) -> None:
-        from keel.cli.quickstart.serve import Client
+        from keel.cli.quickstart.serve import Client, request
 
+        self.request = request
         self.client, self.rows = Client(port), rows
         self.sent = 0
         self.answered: dict[str, int] = {}
@@ -86,8 +87,7 @@ class _Traffic:
         for _ in range(n):
             row = self.rows[self.sent % len(self.rows)]
             self.sent += 1
-            record = {f: row[f] for f in ("tenure", "monthly_charges", "plan")}
-            answer = self.client.post("/predict", {"inputs": [record]})
+            answer = self.client.post("/predict", {"inputs": [self.request(row)]})
             model = str(answer["model"])
             self.answered[model] = self.answered.get(model, 0) + 1
             feedback.append({"prediction_id": answer["prediction_ids"][0], "outcome": row["churned"]})
@@ -113,10 +113,10 @@ class _Traffic:
 def loop_chapter(say: Say, out: Console, ws: Workspace, runs: tuple[str, str] | None) -> None:
     import pyarrow.csv as pacsv
 
-    from keel import data
-    from keel.cli.quickstart.data import churn_table
-    from keel.cli.quickstart.features import new_month
+    from keel.cli.quickstart.features import FEATURES
     from keel.cli.quickstart.serve import free_port, start_server, stop_server
+    from keel.data.catalog import resolve
+    from keel.features.versions import resolve_feature
     from keel.loop.policy import load_policy
     from keel.loop.state import events_of
     from keel.loop.watch import watch
@@ -134,10 +134,10 @@ def loop_chapter(say: Say, out: Console, ws: Workspace, runs: tuple[str, str] | 
         "half the traffic, then promotion, with the guardrails and the outcome test watching "
         "every step.",
     )
-    folder = Path("data")
-    churn_table(folder / "customers.csv", 6000, seed=3, shift=25.0, team_share=0.4, tenure_effect=0.03)
-    v3 = data.add(folder, name="churn", message="the new month's export", workspace=ws)
-    labels, feature_refs = new_month(ws, v3.ref)
+    folder = Path("data")  # the new month, recorded by the drift chapter
+    v3 = resolve(ws, "churn")
+    labels = resolve(ws, "churn-labels").ref
+    feature_refs = ",".join(resolve_feature(ws, name).ref for name in FEATURES)
     champion = resolve_model(ws, "churn@champion")
     month = pacsv.read_csv(str(folder / "customers.csv")).to_pylist()
     port = free_port()

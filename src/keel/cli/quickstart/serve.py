@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keel.cli.quickstart.story import Say
@@ -16,7 +17,15 @@ if TYPE_CHECKING:
 
     from keel.workspace import Workspace
 
-__all__ = ["Client", "drift_chapter", "free_port", "serving_chapter", "start_server", "stop_server"]
+__all__ = [
+    "Client",
+    "drift_chapter",
+    "free_port",
+    "request",
+    "serving_chapter",
+    "start_server",
+    "stop_server",
+]
 
 
 def free_port() -> int:
@@ -85,34 +94,47 @@ class Client:
         return dict(body)
 
 
-def drift_chapter(
-    say: Say,
-    out: Console,
-    ws: Workspace,
-    client: Client,
-    customers: list[dict[str, Any]],
-) -> None:
+def request(row: dict[str, Any]) -> dict[str, Any]:
+    """What a client sends for a customer: the key and what only the request knows; the
+    model's billing feature is looked up by the server."""
+    return {"customer_id": int(row["customer_id"]), "tenure": row["tenure"], "plan": row["plan"]}
+
+
+def drift_chapter(say: Say, out: Console, ws: Workspace, client: Client) -> None:
     """Drifted traffic through the live server, caught by the live monitor from the log lake."""
+    import pyarrow.csv as pacsv
+
+    from keel import data
+    from keel.cli.quickstart.data import churn_table
+    from keel.cli.quickstart.features import NEW_MONTH, new_month
+    from keel.features.online_table import build_online
     from keel.monitor import check
     from keel.monitor.html import write_report
 
     say(
         "Watch for drift",
-        "Next month the traffic changes: bills are 25 higher and more customers are on the team "
-        "plan. `keel monitor churn --window 10m` reads the served predictions back from the log "
-        "lake (DuckDB, a uniform sample of at most a million rows) and judges them against "
-        "churn@champion's training data (the training set churn-train, found through lineage): no reference to name.",
+        "A new month: bills are 25 higher and more customers are on the team plan. Its export, "
+        "bills and labels are recorded, the features applied again (billing@v2: the same code "
+        f"over the new bills), and `keel features build billing --online --as-of {NEW_MONTH}` "
+        "refreshes the online table, so the server looks the new bills up. `keel monitor churn "
+        "--window 10m` reads the served predictions back from the log lake (DuckDB, a uniform "
+        "sample of at most a million rows) and judges them against churn@champion's training "
+        "data (the training set churn-train, found through lineage): no reference to name.",
+    )
+    folder = Path("data")
+    churn_table(folder / "customers.csv", 6000, seed=3, shift=25.0, team_share=0.4, tenure_effect=0.03)
+    month = data.add(folder, name="churn", message="the new month's export", workspace=ws)
+    new_month(ws, month.ref)
+    built = build_online(ws, "billing", as_of=NEW_MONTH)
+    out.print(
+        f"  {month.ref} recorded with its bills and labels; online: {built.ref}, "
+        f"{built.changed:,} of {built.entities:,} customers changed"
     )
     time.sleep(1.0)  # every server follows the canary's stop within a second
     since = time.time()
-    features = ("tenure", "monthly_charges", "plan")
-    for i in range(800):
-        row = customers[(1500 + i) % len(customers)]
-        record = {f: row[f] for f in features}
-        record["monthly_charges"] = round(float(row["monthly_charges"]) + 25.0, 2)
-        if i % 3 == 0:
-            record["plan"] = "team"
-        client.post("/predict", {"inputs": [record]})
+    rows = pacsv.read_csv(str(folder / "customers.csv")).to_pylist()
+    for row in rows[:800]:
+        client.post("/predict", {"inputs": [request(row)]})
     time.sleep(1.5)  # one flush of the prediction log
     result = check("churn", since=since, until=time.time() + 1, workspace=ws)
     report = result.report
@@ -162,31 +184,31 @@ def serving_chapter(
     if current_deployment(ws, "churn") is not None:  # left by an earlier quickstart here
         end_deployment(ws, "churn", message="a new quickstart")
     port = free_port()
+    from keel.cli.quickstart.features import LABEL_DAY
+    from keel.features.online_table import build_online
+
     say(
-        "Serve it",
-        f"`keel serve churn --extra-field customer_id` answers POST /predict (and the Open "
-        f"Inference Protocol v2 routes) with churn@champion on 127.0.0.1:{port}, checks every "
-        "request against the model's signature (customer_id rides along, logged, never given "
-        "to the model), and logs every prediction to Parquet under .keel/logs, off the request "
-        "path.",
+        "Serve it, features looked up",
+        f"`keel features build billing --online --as-of {LABEL_DAY}` puts each customer's "
+        f"latest bill in the online table. `keel serve churn` answers POST /predict (and the "
+        f"Open Inference Protocol v2 routes) with churn@champion on 127.0.0.1:{port}: a client "
+        "sends customer_id, tenure and plan; the server looks monthly_charges up by customer_id "
+        "with the feature version the model was trained on, checks the row against the "
+        "signature, and logs it whole to Parquet under .keel/logs, off the request path.",
     )
-    server, started = start_server(port, "--extra-field", "customer_id")
+    built = build_online(ws, "billing", as_of=LABEL_DAY)
+    out.print(f"  online: {built.ref}, {built.entities:,} customers")
+    server, started = start_server(port)
     try:
         out.print(f"  up in {time.perf_counter() - started:.1f} s")
         customers = pacsv.read_csv("data/customers.csv").to_pylist()
-        features = ("tenure", "monthly_charges", "plan")
         client = Client(port)
 
-        def traffic(
-            rows: list[dict[str, Any]], key: bool = False
-        ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        def traffic(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
             feedback: list[dict[str, Any]] = []
             models: dict[str, int] = {}
             for row in rows:
-                record = {f: row[f] for f in features} | (
-                    {"customer_id": str(row["customer_id"])} if key else {}
-                )
-                answer = client.post("/predict", {"inputs": [record]})
+                answer = client.post("/predict", {"inputs": [request(row)]})
                 models[str(answer["model"])] = models.get(str(answer["model"]), 0) + 1
                 feedback.append(
                     {"prediction_id": answer["prediction_ids"][0], "outcome": row["churned"]}
@@ -224,7 +246,7 @@ def serving_chapter(
             ws, "churn", other, mode="canary", share=0.3, key="customer_id", outcome=value.to_dict()
         )
         time.sleep(1.0)
-        feedback, models = traffic(customers[300:1500], key=True)
+        feedback, models = traffic(customers[300:1500])
         client.post("/feedback", {"outcomes": feedback})
         out.print("  " + ", ".join(f"{m} answered {n}" for m, n in sorted(models.items())))
         time.sleep(1.5)  # one flush of the prediction log
@@ -245,6 +267,6 @@ def serving_chapter(
         out.print(
             "  canary stopped: churn@champion answers everyone (keel deploy status churn, keel logs churn)"
         )
-        drift_chapter(say, out, ws, client, customers)
+        drift_chapter(say, out, ws, client)
     finally:
         stop_server(server)
