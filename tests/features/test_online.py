@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import keel
 from tests.conftest import run_keel, write_files
@@ -181,3 +183,43 @@ def test_on_postgresql(pg_ws: Any, tmp_path: Path) -> None:
     assert keel.features.build_online("spend", as_of="2026-02-15", workspace=ws).changed == 0
     found = keel.features.online(["spend_ratio"], {"customer_id": ["1", 2]}, workspace=ws)
     assert found["spend_ratio"].tolist() == pytest.approx([20 / 30, 1.0])
+
+
+_bills = st.lists(
+    st.tuples(st.integers(1, 6), st.integers(0, 120), st.integers(1, 50)), min_size=1, max_size=25
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(months=st.lists(st.tuples(_bills, st.integers(0, 150)), min_size=1, max_size=3))
+def test_incremental_builds_hold_what_a_build_from_scratch_would(
+    tmp_path_factory: pytest.TempPathFactory, months: list[tuple[list[tuple[int, int, int]], int]]
+) -> None:
+    """Whatever the data and the times of the builds before it, the online table after a
+    build holds exactly that build's latest rows: incremental writes lose and keep nothing
+    they should not."""
+    import datetime as dt
+
+    from keel.features.online_table import _encoded, _latest
+    from keel.features.versions import resolve_feature
+
+    root = tmp_path_factory.mktemp("online")
+    ws = keel.init(root / "ws")
+    try:
+        day0 = dt.date(2026, 1, 1)
+        (root / "ws" / "features.py").write_text(DEFINITIONS)
+        for i, (bills, at) in enumerate(months):
+            text = "customer_id,ts,amount\n" + "".join(
+                f"{c},{day0 + dt.timedelta(days=d)},{a}\n" for c, d, a in bills
+            )
+            write_files(root / f"m{i}", {"transactions.csv": text})
+            keel.data.add(root / f"m{i}" / "transactions.csv", name="transactions", workspace=ws)
+            keel.features.apply(root / "ws" / "features.py", workspace=ws)
+            moment = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=at)
+            keel.features.build_online("spend", as_of=moment, workspace=ws)
+        version = resolve_feature(ws, "spend")
+        latest, features = _latest(ws, version, moment)
+        wanted = _encoded(latest, "customer_id", features)
+        assert _held(ws) == {e: data for e, (_, data) in wanted.items()}
+    finally:
+        ws.close()
