@@ -31,6 +31,7 @@ from keel.errors import InvalidInput, NotFound
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from keel.store.db import Database
     from keel.features.versions import FeatureVersion
     from keel.workspace import Workspace
 
@@ -296,22 +297,29 @@ def current_builds(ws: Workspace, names: Iterable[str] | None = None) -> dict[st
     }
 
 
-def lookup(
-    conn: Connection, views: list[str], entities: list[str]
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """(view, entity) -> its features, for every pair the table holds: one query."""
-    import orjson
-    from sqlalchemy import select
+_STATEMENTS: dict[tuple[int, int], str] = {}
 
-    from keel.store.db import online_features as of
+
+def lookup(db: Database, views: list[str], entities: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(view, entity) -> its features, for every pair the table holds: one statement (one
+    snapshot), its text kept per shape, on the driver's own connection (a request's path)."""
+    import orjson
 
     if not views or not entities:
         return {}
-    rows = conn.execute(
-        select(of.c.view, of.c.entity, of.c.data).where(
-            of.c.view.in_(views), of.c.entity.in_(entities)
+    shape = (len(views), len(entities))
+    sql = _STATEMENTS.get(shape)
+    if sql is None:
+        sql = (
+            "SELECT view, entity, data FROM online_features WHERE view IN ("
+            + ", ".join("?" * len(views))
+            + ") AND entity IN ("
+            + ", ".join("?" * len(entities))
+            + ")"
         )
-    )
+        if len(_STATEMENTS) < 256:
+            _STATEMENTS[shape] = sql
+    rows = db.fetch_all(sql, [*views, *entities])
     return {(r[0], r[1]): orjson.loads(r[2]) for r in rows}
 
 
@@ -365,8 +373,7 @@ def online(
             )
     keys = {key: [entity_text(v) for v in frame[key].tolist()] for _, key, _ in plan}
     wanted = sorted({k for values in keys.values() for k in values if k is not None})
-    with ws.db.read() as conn:
-        found = lookup(conn, list(views), wanted)
+    found = lookup(ws.db, list(views), wanted)
     out = frame.copy()
     for name, key, build in plan:
         defaults = _defaults(resolve_feature(ws, build.ref), build.columns)

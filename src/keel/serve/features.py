@@ -122,8 +122,7 @@ class FeatureAssembler:
     def _fetch(self, entities: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
         from keel.features.online_table import lookup
 
-        with self.ws.db.read() as conn:
-            return lookup(conn, self._names, entities)
+        return lookup(self.ws.db, self._names, entities)
 
     def assemble(self, batch: Batch) -> None:
         """Add each feature column to ``batch`` (looked up, or computed), checked against the

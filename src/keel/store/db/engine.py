@@ -12,7 +12,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -152,6 +152,26 @@ class Database:
                 return fn(conn)
         finally:
             raw.execute("PRAGMA synchronous=FULL")  # the pool's connections stay durable
+
+    def fetch_all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of one read statement (``?`` placeholders), on a pooled connection of the
+        driver itself: a fraction of what SQLAlchemy's statement machinery costs, for a read
+        on a request's path. One statement reads one snapshot."""
+        if self.engine.dialect.paramstyle in ("format", "pyformat"):
+            sql = sql.replace("?", "%s")
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql, tuple(params))
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+            if not self.is_sqlite:
+                raw.rollback()  # end the read the driver began
+            return list(rows)
+        finally:
+            raw.close()  # back to the pool
 
     def dispose(self) -> None:
         self.engine.dispose()
