@@ -56,6 +56,12 @@ def test_a_build_writes_each_entitys_latest_row_and_only_what_changed(root: Path
     # later: customer 2's only row (01-15) is older than the 90-day ttl, so it leaves
     later = ok(root, "features", "build", "spend", "--online", "--as-of", "2026-04-20")
     assert "spend@v1  online  1 entities, 1 changed" in later
+    listed = {f["name"]: f["online"] for f in ok(root, "features", "list", "--json")}
+    assert listed["spend"]["ref"] == "spend@v1" and listed["spend"]["entities"] == 1
+    assert listed["spend_ratio"] is None
+    assert "online: spend@v1, 1 entities, built" in ok(root, "features", "list")
+    assert "online: spend@v1, 1 entities" in ok(root, "features", "show", "spend")
+    assert ok(root, "features", "show", "spend", "--json")["online"]["changed"] == 1
 
     ws = keel.connect(root)
     try:

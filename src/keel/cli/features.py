@@ -57,12 +57,20 @@ def apply_cmd(file: str, message: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the features as JSON.")
 def list_cmd(as_json: bool) -> None:
     """Every feature definition with its latest version."""
+    from keel.features.online_table import current_builds
     from keel.features.versions import list_features
     from keel.workspace import connect
 
-    found = list_features(connect())
+    ws = connect()
+    found = list_features(ws)
+    online = current_builds(ws)
     if as_json:
-        emit_json([v.to_dict() for v in found])
+        emit_json(
+            [
+                {**v.to_dict(), "online": online[v.name].to_dict() if v.name in online else None}
+                for v in found
+            ]
+        )
         return
     if not found:
         click.echo("no features yet: `keel features apply features.py`")
@@ -82,6 +90,10 @@ def list_cmd(as_json: bool) -> None:
             for v in found
         ],
     )
+    for _, build in sorted(online.items()):
+        click.echo(
+            f"online: {build.ref}, {build.entities:,} entities, built {when(build.built_at)}"
+        )
 
 
 @features.command("show")
@@ -95,8 +107,12 @@ def show_cmd(ref: str, as_json: bool) -> None:
     ws = connect()
     version = resolve_feature(ws, ref)
     versions = history(ws, version.name)
+    from keel.features.online_table import current_builds
+
+    build = current_builds(ws, [version.name]).get(version.name)
     if as_json:
         doc = version.to_dict()
+        doc["online"] = build.to_dict() if build is not None else None
         doc["versions"] = [
             {"ref": v.ref, "digest": v.digest, "created_at": v.created_at, "message": v.message}
             for v in versions
@@ -113,6 +129,13 @@ def show_cmd(ref: str, as_json: bool) -> None:
             + (f"; created {d['created']}" if d.get("created") else "")
         )
         click.echo(f"  reads {version.source}")
+        if build is not None:
+            click.echo(
+                f"  online: {build.ref}, {build.entities:,} entities, built {when(build.built_at)} "
+                f"by {build.built_by}"
+            )
+        if d.get("default") is not None:
+            click.echo(f"  default {d['default']!r}")
     else:
         click.echo(f"  reads {', '.join(sorted(version.inputs.values()))}")
     click.echo("")

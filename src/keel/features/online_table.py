@@ -31,8 +31,8 @@ from keel.errors import InvalidInput, NotFound
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from keel.store.db import Database
     from keel.features.versions import FeatureVersion
+    from keel.store.db import Database
     from keel.workspace import Workspace
 
 __all__ = [
