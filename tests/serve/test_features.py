@@ -114,12 +114,21 @@ def test_requests_carry_the_key_and_the_features_are_looked_up(served: Workspace
         assert unknown.status_code == 422
         message = unknown.json()["problems"][0]["message"]
         assert "customer_id=4" in message and "spend_30d" in message and "no default" in message
+        # the Open Inference Protocol: the metadata names what a client sends, infer looks up
+        meta = client.get("/v2/models/churn").json()
+        assert [i["name"] for i in meta["inputs"]] == ["customer_id", "plan"]
+        infer = client.post("/v2/models/churn/infer", json={"inputs": [
+            {"name": "customer_id", "shape": [1], "datatype": "INT64", "data": [3]},
+            {"name": "plan", "shape": [1], "datatype": "BYTES", "data": ["pro"]},
+        ]})  # fmt: skip
+        assert infer.status_code == 200, infer.text
+        assert infer.json()["outputs"][0]["data"] == pytest.approx([1.0 + 1])  # 8 of 8, pro
     # what was served is logged whole: drift monitoring sees what the model saw
     logged = served.logs.to_arrow("predictions", "churn").to_pandas()
     logged = logged[logged["prediction_id"].notna()].sort_values("prediction_id")
-    assert logged["input_customer_id"].tolist() == [1, 2]
-    assert logged["input_spend_90d"].tolist() == [30.0, 45.0]
-    assert logged["input_spend_ratio"].tolist() == pytest.approx([20 / 30, 40 / 45])
+    assert logged["input_customer_id"].tolist() == [1, 2, 3]
+    assert logged["input_spend_90d"].tolist() == [30.0, 45.0, 8.0]
+    assert logged["input_spend_ratio"].tolist() == pytest.approx([20 / 30, 40 / 45, 1.0])
 
 
 def test_a_declared_default_answers_for_an_unknown_entity(tmp_path: Path) -> None:

@@ -800,7 +800,9 @@ def create_app(config: ServeConfig, workspace: Any = None) -> FastAPI:
     @app.get("/v2/models/{name}", summary="Open Inference Protocol: model metadata")
     async def v2_model(name: str) -> Response:
         routing = known(name)
-        sig = routing.champion.loaded.signature
+        looked_up = routing.features.get("champion")
+        # served by entity key: what a client sends (the features are looked up)
+        sig = looked_up.request if looked_up is not None else routing.champion.loaded.signature
         if sig is None:
             inputs: list[dict[str, Any]] = []
         elif sig.is_tensor:
