@@ -14,6 +14,9 @@ name the bad value and what was expected.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 __all__ = [
     "AlreadyExists",
     "BadName",
@@ -26,6 +29,7 @@ __all__ = [
     "NotFound",
     "StorageError",
     "WorkspaceNotFound",
+    "listed",
 ]
 
 
@@ -99,3 +103,18 @@ class CorruptObject(StorageError):
             "run `keel verify` to see what uses it"
         )
         self.oid, self.actual = oid, actual
+
+
+def listed(items: Iterable[Any], limit: int = 20, sep: str = ", ") -> str:
+    """Choices for an error message, cut short with how many more there are.
+
+    >>> listed(["a", "b", "c"], limit=2)
+    'a, b (and 1 more)'
+    >>> listed([])
+    'none'
+    """
+    shown = [str(i) for i in items]
+    if not shown:
+        return "none"
+    more = len(shown) - limit
+    return sep.join(shown[:limit]) + (f" (and {more:,} more)" if more > 0 else "")

@@ -98,7 +98,7 @@ def test_unknown_version_names_what_exists(home):
     run_keel("data", "add", "d", "--name", "churn", cwd=home)
     result = run_keel("data", "get", "churn@v9", "--out", "x", cwd=home)
     assert result.returncode == 2
-    assert result.stderr == "keel: error: churn has no version v9; its versions are v1..v1\n"
+    assert result.stderr == "keel: error: churn has no version v9; its only version is v1\n"
     assert not (home / "x").exists()
 
 

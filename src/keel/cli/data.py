@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from keel.cli.output import ago, emit_json, human_size, progress_bar, table, when
+from keel.cli.output import ago, counted, emit_json, human_size, progress_bar, table, when
 
 __all__ = ["data"]
 
@@ -20,12 +20,20 @@ def data() -> None:
 
 @data.command("add")
 @click.argument("path", type=click.Path())
-@click.option("--name", "-n", required=True, help="Dataset name: letters, digits, '.', '_', '-'.")
+@click.option("--name", "-n", default=None, help="Dataset name: letters, digits, '.', '_', '-'.")
 @click.option("--message", "-m", default="", help="Why this version exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def add_cmd(path: str, name: str, message: str, as_json: bool) -> None:
+def add_cmd(path: str, name: str | None, message: str, as_json: bool) -> None:
     """Version the file or folder PATH as dataset NAME (prints NAME@vN and its digest)."""
     from keel.data import add
+
+    if name is None:
+        from pathlib import Path
+
+        stem = Path(path).resolve().name.split(".")[0] or "data"
+        raise click.UsageError(
+            f"Missing option '--name': the dataset to add {path} to, for example --name {stem}"
+        )
 
     with progress_bar(f"adding {name}") as bar:
         version = add(path, name=name, message=message, progress=bar)
@@ -33,7 +41,7 @@ def add_cmd(path: str, name: str, message: str, as_json: bool) -> None:
         emit_json({**version.to_dict(), "status": "created" if version.is_new else "unchanged"})
     elif version.is_new:
         click.echo(
-            f"{version.ref}  {version.digest}  ({version.file_count} files, "
+            f"{version.ref}  {version.digest}  ({counted(version.file_count, 'file')}, "
             f"{human_size(version.size)})"
         )
         if version.profile_error:
@@ -101,7 +109,7 @@ def show_cmd(ref: str, show_files: bool, as_json: bool) -> None:
         emit_json(doc)
         return
     click.echo(f"{v.ref}  {v.digest}")
-    click.echo(f"  {v.kind}, {v.file_count} files, {human_size(v.size)}")
+    click.echo(f"  {v.kind}, {counted(v.file_count, 'file')}, {human_size(v.size)}")
     click.echo(f"  added {when(v.created_at)} by {v.created_by} from {v.source}")
     if v.message:
         click.echo(f"  message: {v.message}")
@@ -114,7 +122,10 @@ def show_cmd(ref: str, show_files: bool, as_json: bool) -> None:
             click.echo(f"  {e.oid[:12]}  {human_size(e.size):>10}  {e.path}")
     for tab in (profile or {}).get("tables", []):
         rows = []
-        for col, c in tab["columns"].items():
+        # in the file's order (profiles before it was kept: by name)
+        order = [c for c in tab.get("order", []) if c in tab["columns"]] or list(tab["columns"])
+        for col in order:
+            c = tab["columns"][col]
             if c["kind"] == "numeric" and "mean" in c:
                 summary = (
                     f"mean {c['mean']:.4g}  std {c['std']:.4g}  [{c['min']:.4g}, {c['max']:.4g}]"
@@ -162,7 +173,7 @@ def log_cmd(name: str, as_json: bool) -> None:
         gone = "  (removed)" if v.deleted_at else ""
         click.echo(
             f"{v.ref:<24} {v.digest[:12]}  {when(v.created_at)}  {v.created_by:<10} "
-            f"{v.file_count:>6} files {human_size(v.size):>10}  {v.message}{gone}"
+            f"{counted(v.file_count, 'file'):>12} {human_size(v.size):>10}  {v.message}{gone}"
         )
 
 
@@ -249,7 +260,7 @@ def get_cmd(ref: str, out: str, force_copy: bool, as_json: bool) -> None:
         )
         return
     how = ", ".join(f"{n} by {m}" for m, n in sorted(methods.items()))
-    click.echo(f"{version.ref} -> {out}: {version.file_count} files ({how})")
+    click.echo(f"{version.ref} -> {out}: {counted(version.file_count, 'file')} ({how})")
     if methods.get("hardlink"):
         click.echo(
             "note: hard-linked files are the store's read-only objects; "

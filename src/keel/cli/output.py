@@ -11,7 +11,7 @@ from typing import Any
 
 from keel.store.jsondoc import plain
 
-__all__ = ["ago", "emit_json", "human_size", "progress_bar", "table", "when"]
+__all__ = ["ago", "counted", "emit_json", "human_size", "progress_bar", "table", "when"]
 
 
 def emit_json(doc: Any) -> None:
@@ -31,6 +31,15 @@ def human_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def counted(n: int, word: str) -> str:
+    """``1 file``, ``2 files``, ``1,204 files``.
+
+    >>> counted(1, "file"), counted(1204, "file")
+    ('1 file', '1,204 files')
+    """
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def when(ts: float) -> str:
@@ -57,7 +66,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
         t.add_column(h, overflow="fold")
     for row in rows:
         t.add_row(*(str(c) for c in row))
-    Console(soft_wrap=True).print(t)
+    # to a terminal, as wide as it is; piped (grep, awk, a file), never wrapped: an id or
+    # an alias cut in two is no longer found
+    width = None if sys.stdout.isatty() else 100_000
+    Console(soft_wrap=True, width=width).print(t)
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from keel.cli.output import emit_json, human_size, table, when
+from keel.cli.output import counted, emit_json, human_size, table, when
 
 __all__ = ["reproduce_cmd", "runs"]
 
@@ -125,7 +125,7 @@ def show_cmd(run: str, patch: bool, show_code: bool, as_json: bool, latest: bool
     elif code["kind"] == "folder" and (code["files"] or not code["notebook"]):
         skipped = f", {len(code['files_skipped'])} over the size limit" if code["files_skipped"] else ""
         click.echo(
-            f"  code: outside git: {len(code['files'])} files from {code['files_root']}{skipped} "
+            f"  code: outside git: {counted(len(code['files']), 'file')} from {code['files_root']}{skipped} "
             "(--code prints them)"
         )
     elif not code["notebook"]:

@@ -113,7 +113,13 @@ def resolve(ws: Workspace, ref: str) -> DatasetVersion:
             ).first()
             if row is None:
                 have = _numbers(conn, ds_id)
-                known = f"its versions are v{have[0]}..v{have[-1]}" if have else "it has none"
+                known = (
+                    "it has none"
+                    if not have
+                    else f"its only version is v{have[0]}"
+                    if len(have) == 1
+                    else f"its versions are v{have[0]}..v{have[-1]}"
+                )
                 raise NotFound(f"{parsed.name} has no version v{number}; {known}")
             return _version(row, parsed.name, ws)
         if parsed.digest_prefix is not None and "@" not in ref:

@@ -96,16 +96,36 @@ def _rate(c: dict[str, Any]) -> float:
     return c["nulls"] / c["count"] if c["count"] else 0.0
 
 
+def _within_noise(x: Any, y: Any, scale: float) -> bool:
+    """Two statistics equal but for float rounding (relative to their size or the spread).
+
+    >>> _within_noise(0.1 + 0.2, 0.3, 1.0), _within_noise(1.0, 1.001, 1.0)
+    (True, False)
+    """
+    if x is None or y is None:
+        return x is y
+    if x == y:
+        return True
+    try:
+        return bool(abs(x - y) <= 1e-9 * max(abs(x), abs(y), scale))
+    except TypeError:
+        return False
+
+
 def _column_shift(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     shift: dict[str, Any] = {}
     if abs(_rate(a) - _rate(b)) > 1e-12:
         shift["null_rate"] = [round(_rate(a), 6), round(_rate(b), 6)]
     if a["kind"] == b["kind"] == "numeric" and "mean" in a and "mean" in b:
+        # the same values summed in another order differ in the last bits: that is no change
+        scale = max(abs(a["std"] or 0.0), abs(b["std"] or 0.0))
         for stat in ("mean", "std", "min", "max"):
-            if a[stat] != b[stat]:
+            if not _within_noise(a[stat], b[stat], scale):
                 shift[stat] = [a[stat], b[stat]]
-        if a["std"] > 0 and a["mean"] != b["mean"]:
-            shift["mean_shift_in_std"] = round((b["mean"] - a["mean"]) / a["std"], 4)
+        if a["std"] > 0 and "mean" in shift:
+            moved = round((b["mean"] - a["mean"]) / a["std"], 4)
+            if moved != 0:  # a -0 sd shift is none
+                shift["mean_shift_in_std"] = moved
     elif a["kind"] == b["kind"] == "categorical":
         if a["distinct"] != b["distinct"]:
             shift["distinct"] = [a["distinct"], b["distinct"]]

@@ -339,6 +339,7 @@ def _profile_table(
         "files": [rel for rel, _ in paths],
         "rows": rows,
         "columns": {col: _result(acc, stop) for col, acc in accs.items()},
+        "order": list(accs),  # the file's column order (the stored document sorts its keys)
     }
 
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import InvalidInput, KeelError
+from keel.errors import InvalidInput, KeelError, listed
 
 if TYPE_CHECKING:
     from keel.evaluation.outcomes import Outcome
@@ -140,7 +140,7 @@ def score_model(
     import pandas as pd
 
     if target not in frame.columns:
-        shown = ", ".join(map(str, frame.columns[:20]))
+        shown = listed(frame.columns)
         raise InvalidInput(f"target column {target!r} is not in {data_ref}; its columns: {shown}")
     sig = model.signature
     features = [c.name for c in sig.columns] if sig is not None and not sig.is_tensor else None
@@ -150,7 +150,7 @@ def score_model(
             assert sig is not None
             raise InvalidInput(
                 f"{data_ref} lacks {len(missing)} of the input columns {model.ref} needs: "
-                f"{', '.join(map(repr, missing[:10]))}{' …' if len(missing) > 10 else ''} "
+                f"{listed(map(repr, missing), 10)} "
                 f"(its signature: {sig.describe()})"
             )
     X = frame[features] if features else frame.drop(columns=[target])
@@ -160,7 +160,7 @@ def score_model(
         unseen = sorted(str(v) for v in pd.unique(y.dropna()) if not _known_class(v, classes))
         if unseen:
             raise InvalidInput(
-                f"target column {target!r} has classes the model never saw: {', '.join(unseen[:10])} "
+                f"target column {target!r} has classes the model never saw: {listed(unseen, 10)} "
                 f"(it knows {', '.join(map(str, classes))})"
             )
         if y.isna().any():

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import InvalidInput
+from keel.errors import InvalidInput, listed
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -127,7 +127,7 @@ def view_rows(
         raise InvalidInput(
             f"feature view {version.name} returned no {' and no '.join(repr(c) for c in missing)} "
             f"column: its rows must carry the entity key and the timestamp (it returned "
-            f"{', '.join(table.column_names[:12])})"
+            f"{listed(table.column_names, 12)})"
         )
     if not ordered:
         return table  # joined with ties="values": the order it came in does not matter
@@ -363,7 +363,7 @@ def _timestamp_column(table: Any, given: str | None) -> str:
         if given not in table.column_names:
             raise InvalidInput(
                 f"the entity table has no column {given!r}; its columns: "
-                f"{', '.join(table.column_names[:20])}"
+                f"{listed(table.column_names)}"
             )
         return given
     times = [f.name for f in table.schema if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type)]
@@ -371,7 +371,7 @@ def _timestamp_column(table: Any, given: str | None) -> str:
         raise InvalidInput(
             "the entity table needs one timestamp column (when each label was known); "
             + (f"it has {len(times)}: {', '.join(times)}; name one with timestamp=" if times
-               else f"it has none among {', '.join(table.column_names[:20])}")
+               else f"it has none among {listed(table.column_names)}")
         )  # fmt: skip
     return str(times[0])
 
@@ -420,7 +420,7 @@ def training_set(
         if key not in left.column_names:
             raise InvalidInput(
                 f"the entity table has no column {key!r}, the entity key of {version.ref}; its "
-                f"columns: {', '.join(left.column_names[:20])}"
+                f"columns: {listed(left.column_names)}"
             )
         created = version.definition.get("created")
         frames.append(

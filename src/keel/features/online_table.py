@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import InvalidInput, NotFound
+from keel.errors import InvalidInput, NotFound, listed
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -369,7 +369,7 @@ def online(
         if key not in frame.columns:
             raise InvalidInput(
                 f"the entities have no column {key!r} (the entity key); their columns: "
-                f"{', '.join(map(str, frame.columns[:20]))}"
+                f"{listed(frame.columns)}"
             )
     keys = {key: [entity_text(v) for v in frame[key].tolist()] for _, key, _ in plan}
     wanted = sorted({k for values in keys.values() for k in values if k is not None})

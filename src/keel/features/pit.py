@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from keel.errors import InvalidInput
+from keel.errors import InvalidInput, listed
 
 __all__ = ["ViewFrame", "point_in_time_join"]
 
@@ -91,7 +91,7 @@ def _check_columns(table: Any, columns: list[str], what: str) -> None:
     if missing:
         raise InvalidInput(
             f"{what} has no column {', '.join(repr(c) for c in missing)}; its columns: "
-            f"{', '.join(table.column_names[:20])}"
+            f"{listed(table.column_names)}"
         )
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from keel.errors import InvalidInput
+from keel.errors import InvalidInput, listed
 from keel.monitor.cbpe import estimate_performance
 from keel.monitor.columns import (
     Column,
@@ -189,14 +189,14 @@ def drift(
         if unknown:
             raise InvalidInput(
                 f"{flag} names {unknown[0]!r}, which is in neither table; "
-                f"columns: {', '.join(cur_cols[:20])}"
+                f"columns: {listed(cur_cols)}"
             )
     if included:  # only these (and the target and prediction) are in scope
         excluded += [c for c in {*ref_cols, *cur_cols} if c not in included]
     for role, col in (("target", target), ("prediction", prediction), ("time", time_column)):
         if col is not None and col not in ref_cols and col not in cur_cols:
             raise InvalidInput(
-                f"{role} column {col!r} is in neither table; columns: {', '.join(cur_cols[:20])}"
+                f"{role} column {col!r} is in neither table; columns: {listed(cur_cols)}"
             )
     if time_column is not None:
         if time_column not in cur_cols:
@@ -209,7 +209,7 @@ def drift(
     if unknown:
         raise InvalidInput(
             f"--allow-missing names {unknown[0]!r}, which is neither a reference column nor "
-            f"one the model needs; reference columns: {', '.join(ref_cols[:20])}"
+            f"one the model needs; reference columns: {listed(ref_cols)}"
         )
     special = {c for c in (target, prediction, time_column) if c}
     common = [c for c in cur_cols if c in ref_cols]
@@ -218,7 +218,7 @@ def drift(
     if not common:
         raise InvalidInput(
             f"the reference ({ref.label}) and the current table ({cur.label}) have no column "
-            f"in common; reference: {', '.join(ref_cols[:10])}; current: {', '.join(cur_cols[:10])}"
+            f"in common; reference: {listed(ref_cols, 10)}; current: {listed(cur_cols, 10)}"
         )
     notes: list[str] = list(ref.notes)
     judged: dict[str, FeatureDrift] = {}

@@ -95,6 +95,18 @@ class ModelVersion:
             return f"{self.name} (unregistered, run {(self.run_id or '')[:8]})"
         return f"{self.name}/v{self.number}"
 
+    def __repr__(self) -> str:
+        """One line: ``<ModelVersion churn/v4 sklearn 10.2 KiB>`` (the signature is in
+        ``.signature``)."""
+        size = float(self.size)
+        for unit in ("B", "KiB", "MiB", "GiB"):
+            if size < 1024 or unit == "GiB":
+                shown = f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+                break
+            size /= 1024
+        marks = "".join(f" @{a}" for a in self.aliases) + (" archived" if self.archived else "")
+        return f"<ModelVersion {self.ref} {self.flavor} {shown}{marks}>"
+
     def load(self) -> Any:
         """The model, loaded from its verified files."""
         from keel.registry.loading import load_version
@@ -300,7 +312,8 @@ def _load_version(conn: Connection, ws: Workspace, name: str, number: int) -> Mo
     ).first()
     if row is None:
         latest = conn.execute(select(func.max(_MV.number)).where(_MV.model_id == mid)).scalar()
-        raise NotFound(f"model {name} has no version v{number}; its versions are v1..v{latest}")
+        known = f"its only version is v{latest}" if latest == 1 else f"its versions are v1..v{latest}"
+        raise NotFound(f"model {name} has no version v{number}; {known}")
     aliases = sorted(a for a, n in model_aliases(conn, name).items() if n == number)
     return _version(row, name, ws, row.run_id, aliases, _is_archived(conn, name, number))
 

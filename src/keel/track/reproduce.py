@@ -192,7 +192,10 @@ def _prepare_folder(ws: Workspace, rec: RunRecord, base: Path, inputs: list[Any]
         write_content(ws.objects, entry.oid, entry.chunked, str(dest), entry.mode)
     notes = []
     if rec.code["files"]:
-        notes.append(f"code outside git: {len(rec.code['files'])} files from {rec.code['files_root']}")
+        count = len(rec.code["files"])
+        notes.append(
+            f"code outside git: {count} file{'' if count == 1 else 's'} from {rec.code['files_root']}"
+        )
     if rec.code["files_skipped"]:
         notes.append(f"not recorded (over the size limit): {', '.join(rec.code['files_skipped'])}")
     return notes + _materialize(inputs, str(rec.code["files_root"]), base)

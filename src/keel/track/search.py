@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -80,6 +81,16 @@ class RunPage:
     offset: int
     limit: int
     next_offset: int | None
+
+    def __iter__(self) -> Iterator[RunSummary]:
+        """``for run in keel.search_runs(...)``: this page's runs (``next_offset`` pages on)."""
+        return iter(self.runs)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __getitem__(self, index: int) -> RunSummary:
+        return self.runs[index]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -62,6 +62,7 @@ def quickstart(directory: str, rows: int) -> None:
     from rich.console import Console
 
     from keel import data
+    from keel.cli.output import counted
     from keel.cli.quickstart.data import churn_table
     from keel.cli.quickstart.features import features_chapter
     from keel.cli.quickstart.loop import loop_chapter
@@ -98,7 +99,7 @@ def quickstart(directory: str, rows: int) -> None:
     churn_table(folder / "customers.csv", rows, seed=1)
     (folder / "README.txt").write_text("Customer export, one row per customer.\n")
     v1 = data.add(folder, name="churn", message="first export", workspace=ws)
-    con.print(f"  {v1.ref}  {v1.digest[:16]}…  {v1.file_count} files, {v1.size:,} bytes")
+    con.print(f"  {v1.ref}  {v1.digest[:16]}…  {counted(v1.file_count, 'file')}, {v1.size:,} bytes")
     table = v1.profile["tables"][0] if v1.profile else None
     if table:
         tenure = table["columns"]["tenure"]
@@ -152,7 +153,7 @@ def quickstart(directory: str, rows: int) -> None:
 
         shutil.rmtree(out)
     methods = data.get("churn@v1", workspace=ws).materialize(str(out))
-    con.print(f"  restored {sum(methods.values())} files ({', '.join(methods)})")
+    con.print(f"  restored {counted(sum(methods.values()), 'file')} ({', '.join(methods)})")
 
     step("Trust, but verify", "`keel verify` rehashes every object and checks every record.")
     report = verify(ws.db, ws.objects)
