@@ -258,6 +258,12 @@ def test_gate_with_a_policy_and_a_report(world: World, tmp_path: Path) -> None:
     assert "Gate: PROMOTE m/v1 over m/v2" in text
     assert "logloss improves" in text
     assert "Guardrails" in text
+    # the text output shows the guardrails the JSON has, passed ones too
+    said = run_keel(GATE[0], "m/v1", "--against", "m/v2", *GATE[1:], "--policy", str(policy),
+                    cwd=world.root)  # fmt: skip
+    assert said.returncode == 0, said.stderr
+    assert "guardrail auc on slice region=north: challenger" in said.stdout
+    assert "(within 0)" in said.stdout
 
 
 BAD = {

@@ -186,5 +186,8 @@ def gate_cmd(
         click.echo(f"{verdict}: {decision.challenger} vs {decision.champion} on {decision.data}")
         for reason in decision.reasons:
             click.echo(f"  {reason}")
+        for g in decision.guardrails:  # the failed ones are among the reasons above
+            if g["passed"]:
+                click.echo(f"  {g['reason']}")
     if not decision.promote:
         raise SystemExit(1)
