@@ -393,3 +393,33 @@ def test_lineage_of_a_dataset_version_lists_what_judged_models_on_it(world: Worl
     # another dataset version lists none of them
     other = json.loads(keel_ok(world, "lineage", "no-x@v1", "--json").stdout)
     assert [n["kind"] for n in other["nodes"]] == ["dataset"]
+
+
+def test_the_positive_class_is_chosen_and_said(world: World) -> None:
+    default = json.loads(keel_ok(world, *EVALUATE, "--json").stdout)
+    assert default["positive_class"] == 1 and default["positive_class_chosen"] is False
+    assert "positive class: 1 (the last class; --positive-class chooses)" in keel_ok(
+        world, *EVALUATE
+    ).stdout
+    chosen = json.loads(keel_ok(world, *EVALUATE, "--positive-class", "0", "--json").stdout)
+    assert chosen["positive_class"] == 0 and chosen["positive_class_chosen"] is True
+    # the scores are of class 0 now: the same ranking seen from the other side
+    assert chosen["metrics"]["auc"] == pytest.approx(default["metrics"]["auc"])
+    from sklearn.metrics import recall_score
+
+    p1 = LogisticRegression().fit(world.frame[["x", "z"]], world.frame.y).predict_proba(
+        world.frame[["x", "z"]]
+    )[:, 0]
+    expected = recall_score((world.frame.y == 0).astype(int), (p1 >= 0.5).astype(int))
+    assert chosen["metrics"]["recall"] == pytest.approx(expected)
+    assert chosen["metrics"]["recall"] != pytest.approx(default["metrics"]["recall"])
+    # in Python, and stored with the evaluation
+    ev = keel.evaluate("m/v1", data="d@v1", target="y", positive_class=0, workspace=world.ws)
+    assert ev.to_dict()["positive_class"] == 0
+    # the gate judges on it too
+    done = run_keel("gate", "m/v1", "--against", "m/v2", "--data", "d@v1", "--target", "y",
+                    "--positive-class", "0", "--json", cwd=world.root)  # fmt: skip
+    assert json.loads(done.stdout)["policy"]["positive_class"] == 0
+    bad = run_keel(*EVALUATE, "--positive-class", "benign", cwd=world.root)
+    assert bad.returncode == 2
+    assert "positive class 'benign' is not a class of m/v1: its classes are 0, 1" in bad.stderr

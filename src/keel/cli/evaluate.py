@@ -50,6 +50,11 @@ def _fmt(v: Any) -> str:
     "--slice", "slices", multiple=True, help="A column (region) or an expression (tenure < 12)."
 )
 @click.option(
+    "--positive-class",
+    default=None,
+    help="The class a binary classifier's scores and value are of (default: its last class).",
+)
+@click.option(
     "--report",
     type=click.Path(dir_okay=False),
     default=None,
@@ -63,6 +68,7 @@ def evaluate_cmd(
     value_text: str | None,
     threshold: str | None,
     slices: tuple[str, ...],
+    positive_class: str | None,
     report: str | None,
     as_json: bool,
 ) -> None:
@@ -76,6 +82,7 @@ def evaluate_cmd(
         outcome=_value(value_text),
         slices=list(slices),
         threshold=_threshold(threshold),
+        positive_class=positive_class,
     )
     if report:
         from keel.evaluation.report import write_report
@@ -87,6 +94,9 @@ def evaluate_cmd(
     click.echo(
         f"{ev.model} on {ev.data} ({ev.rows:,} rows, target {ev.target}); evaluation {ev.id[:8]}"
     )
+    if ev.positive_class is not None:
+        how = "" if ev.positive_chosen else " (the last class; --positive-class chooses)"
+        click.echo(f"positive class: {ev.positive_class}{how}")
     table(["metric", "value"], [(k, _fmt(v)) for k, v in ev.metrics.items()])
     if ev.outcome is not None:
         o = ev.outcome
@@ -132,6 +142,11 @@ def evaluate_cmd(
     default=None,
     help="Write a self-contained HTML report.",
 )
+@click.option(
+    "--positive-class",
+    default=None,
+    help="The class binary classifiers are judged on (default: the last class).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 def gate_cmd(
     challenger: str,
@@ -142,6 +157,7 @@ def gate_cmd(
     value_text: str | None,
     metric: str | None,
     report: str | None,
+    positive_class: str | None,
     as_json: bool,
 ) -> None:
     """Should CHALLENGER replace --against? Exit 0 to promote, 1 to reject."""
@@ -163,6 +179,7 @@ def gate_cmd(
         policy=policy,
         outcome=outcome,
         metric=metric,
+        positive_class=positive_class,
     )
     if report:
         from keel.evaluation import evaluate
@@ -177,6 +194,7 @@ def gate_cmd(
             record=False,
             outcome=ValueMatrix.from_dict(used) if used else None,
             threshold=float(decision.policy.get("threshold", 0.5)),
+            positive_class=positive_class,
         )
         write_report(report, ev, decision)
     if as_json:

@@ -74,6 +74,8 @@ class Evaluation:
     slices: dict[str, dict[str, Any]]
     curves: dict[str, Any] = field(default_factory=dict, repr=False)
     created_at: float = 0.0
+    positive_class: Any = None  # a binary classifier's class the scores and metrics are of
+    positive_chosen: bool = False  # given (positive_class=), not the default (the last class)
 
     def to_dict(self, curves: bool = False) -> dict[str, Any]:
         doc = {
@@ -83,6 +85,8 @@ class Evaluation:
             "target": self.target,
             "task": self.task,
             "rows": self.rows,
+            "positive_class": self.positive_class,
+            "positive_class_chosen": self.positive_chosen,
             "threshold": self.threshold,
             "metrics": self.metrics,
             "outcome": self.outcome.to_dict() if self.outcome else None,
@@ -128,14 +132,30 @@ def _frame(ws: Workspace, data: Any) -> tuple[Any, str, int | None]:
     )
 
 
+def _positive(model: LoadedModel, classes: list[Any], chosen: Any) -> Any:
+    """The class a binary classifier's scores are of: ``chosen`` (one of its classes, as
+    text or as the class itself), or the last class."""
+    if chosen is None:
+        return classes[-1]
+    for cls in classes:
+        if _same_class(chosen, cls) or str(chosen) == str(cls):
+            return cls
+    raise InvalidInput(
+        f"positive class {chosen!r} is not a class of {model.ref}: its classes are {listed(classes)}"
+    )
+
+
 def score_model(
     model: LoadedModel,
     frame: Any,
     target: str,
     threshold: float | None,
     data_ref: str = "DataFrame",
+    positive_class: Any = None,
 ) -> Scored:
-    """Predict on ``frame`` with the model's own feature columns, checking the target first."""
+    """Predict on ``frame`` with the model's own feature columns, checking the target first.
+    A binary classifier is scored as the probability of ``positive_class`` (default: its
+    last class)."""
     import numpy as np
     import pandas as pd
 
@@ -171,16 +191,21 @@ def score_model(
             raise InvalidInput(
                 f"{model.ref} has {len(classes)} classes; evaluation on value needs a binary classifier"
             )
-        positive = classes[-1]
+        positive = _positive(model, list(classes), positive_class)
+        column = list(classes).index(positive)  # predict_proba's columns follow the classes
         truth = np.asarray([_same_class(v, positive) for v in y], dtype=int)
         scores = None
         if hasattr(model.model, "predict_proba"):
             with _scoring(model, data_ref):
                 proba = np.asarray(model.predict_proba(X))
-            scores = proba[:, -1] if proba.ndim == 2 else proba
+            scores = proba[:, column] if proba.ndim == 2 else proba
+            if proba.ndim == 1 and column == 0:
+                scores = 1.0 - proba
         elif model.version.flavor in ("lightgbm", "xgboost"):
             with _scoring(model, data_ref):
-                scores = np.asarray(model.predict(X), dtype=float)
+                scores = np.asarray(model.predict(X), dtype=float)  # of the last class
+            if column == 0:
+                scores = 1.0 - scores
         cut = 0.5 if threshold is None else threshold
         if scores is not None:
             predicted = (scores >= cut).astype(int)
@@ -189,6 +214,11 @@ def score_model(
                 raw = np.asarray(model.predict(X))
             predicted = np.asarray([str(v) == str(positive) for v in raw], dtype=int)
         return Scored(frame, truth, scores, predicted, "classification", positive, data_ref)
+    if positive_class is not None:
+        raise InvalidInput(
+            f"a positive class ({positive_class!r}) is for a classifier, and {model.ref} records "
+            "no classes (a regressor, or logged without an input example)"
+        )
     if not pd.api.types.is_numeric_dtype(y.dtype):
         raise InvalidInput(
             f"target column {target!r} is {y.dtype}; a regression target must be numeric"
@@ -320,11 +350,13 @@ def evaluate(
     seed: int = 0,
     workspace: Workspace | None = None,
     record: bool = True,
+    positive_class: Any = None,
 ) -> Evaluation:
     """Evaluate a model version on a dataset version (or a DataFrame) against ``target``.
 
     ``threshold`` is a number, ``"optimize"`` (the threshold that maximizes the
-    value matrix) or None (0.5).
+    value matrix) or None (0.5). ``positive_class``: the class a binary classifier's
+    scores, precision, recall and value matrix are of (default: its last class).
     """
     import numpy as np
 
@@ -349,7 +381,7 @@ def evaluate(
     masks: dict[str, Any] = {}
     for spec in slices:  # parse every slice before any work: bad input changes nothing
         masks.update(slice_masks(frame, spec))
-    scored = score_model(loaded, frame, target, None, data_ref)
+    scored = score_model(loaded, frame, target, None, data_ref, positive_class)
     cut: float | None = None
     if scored.task == "classification":
         cut = 0.5
@@ -407,12 +439,19 @@ def evaluate(
         slices=slice_results,
         curves=_curves(scored, outcome),
         created_at=time.time(),
+        positive_class=_plain_class(scored.positive),
+        positive_chosen=positive_class is not None,
     )
     if record:
         from keel.evaluation.records import record_evaluation
 
         record_evaluation(ws, ev, "evaluation", loaded.version, None, data_vid)
     return ev
+
+
+def _plain_class(cls: Any) -> Any:
+    """A class label as JSON holds it (numpy scalars as Python numbers)."""
+    return cls.item() if hasattr(cls, "item") else cls
 
 
 def _workspace(workspace: Workspace | None) -> Workspace:

@@ -188,8 +188,10 @@ def gate(
     metric: str | None = None,
     workspace: Workspace | None = None,
     record: bool = True,
+    positive_class: Any = None,
 ) -> Decision:
-    """Decide whether ``challenger`` should replace ``against`` (typically ``name@champion``)."""
+    """Decide whether ``challenger`` should replace ``against`` (typically ``name@champion``).
+    ``positive_class``: the class binary classifiers are scored on (default: the last)."""
     import numpy as np
     from scipy.stats import norm
 
@@ -207,8 +209,8 @@ def gate(
     a, b = _load(ws, challenger), _load(ws, against)
     if a.ref == b.ref:
         raise InvalidInput(f"the challenger and the champion are the same version ({a.ref})")
-    sa = score_model(a, frame, target, pol.threshold, data_ref)
-    sb = score_model(b, frame, target, pol.threshold, data_ref)
+    sa = score_model(a, frame, target, pol.threshold, data_ref, positive_class)
+    sb = score_model(b, frame, target, pol.threshold, data_ref, positive_class)
     if chosen is None:
         chosen = (
             "value" if value is not None else ("auc" if sa.task == "classification" else "rmse")
@@ -291,7 +293,12 @@ def gate(
         data=data_ref,
         primary=primary,
         guardrails=guard_results,
-        policy={**pol.to_dict(), "metric": chosen, "value": value.to_dict() if value else None},
+        policy={
+            **pol.to_dict(),
+            "metric": chosen,
+            "value": value.to_dict() if value else None,
+            "positive_class": sa.positive.item() if hasattr(sa.positive, "item") else sa.positive,
+        },
         id=uuid.uuid4().hex,
         created_at=time.time(),
     )

@@ -106,6 +106,9 @@ def write_report(
         f"<h1>{html.escape(ev.model)} on {html.escape(ev.data)}</h1>",
         f"<p>target <b>{html.escape(ev.target)}</b>, {ev.rows:,} rows, {ev.task}; evaluation {ev.id[:8]}</p>",
     ]
+    if ev.positive_class is not None:
+        how = "chosen" if ev.positive_chosen else "the last class, by default"
+        parts.append(f"<p>positive class <b>{html.escape(str(ev.positive_class))}</b> ({how})</p>")
     if decision is not None:
         cls = "pass" if decision.promote else "fail"
         verdict = "PROMOTE" if decision.promote else "DO NOT PROMOTE"
