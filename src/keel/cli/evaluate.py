@@ -11,7 +11,16 @@ from keel.cli.output import emit_json, table
 __all__ = ["evaluate_cmd", "gate_cmd"]
 
 
-def _value(text: str | None) -> Any:
+def _value(text: str | None, matrix: str | None = None) -> Any:
+    if text is not None and matrix is not None:
+        raise click.UsageError(
+            "--value (a binary classifier's tp, fp, fn, tn) and --value-matrix (a K x K table "
+            "for a multi-class one) are alternatives: give one"
+        )
+    if matrix is not None:
+        from keel.evaluation.outcomes import ClassValueMatrix
+
+        return ClassValueMatrix.read(matrix)
     if text is None:
         return None
     from keel.evaluation.outcomes import ValueMatrix
@@ -44,6 +53,13 @@ def _fmt(v: Any) -> str:
     "--value", "value_text", default=None, help="Value matrix: tp=120,fp=-15,fn=-80,tn=0."
 )
 @click.option(
+    "--value-matrix",
+    "value_matrix",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A multi-class value matrix: a CSV of the value of predicting j when the truth is i.",
+)
+@click.option(
     "--threshold", default=None, help="A number from 0 to 1, or 'optimize' (needs --value)."
 )
 @click.option(
@@ -66,6 +82,7 @@ def evaluate_cmd(
     data: str,
     target: str,
     value_text: str | None,
+    value_matrix: str | None,
     threshold: str | None,
     slices: tuple[str, ...],
     positive_class: str | None,
@@ -79,7 +96,7 @@ def evaluate_cmd(
         model,
         data=data,
         target=target,
-        outcome=_value(value_text),
+        outcome=_value(value_text, value_matrix),
         slices=list(slices),
         threshold=_threshold(threshold),
         positive_class=positive_class,
@@ -104,8 +121,16 @@ def evaluate_cmd(
             f"value: total {o.total:,.2f} ({o.confidence:.0%} interval {o.total_interval[0]:,.2f} .. "
             f"{o.total_interval[1]:,.2f}); per decision {o.per_row:.4f}; threshold {_fmt(ev.threshold)}"
         )
+    confusion = ev.curves.get("confusion")
+    if confusion is not None:
+        names = [str(c) for c in confusion["classes"]]
+        table(
+            ["truth \\ predicted", *names],
+            [[name, *map(str, row)] for name, row in zip(names, confusion["matrix"], strict=True)],
+            title="confusion matrix",
+        )
     if ev.slices:
-        key = "auc" if ev.task == "classification" else "rmse"
+        key = {"classification": "auc", "multiclass": "accuracy"}.get(ev.task, "rmse")
         table(
             ["slice", "rows", key, "value"],
             [
@@ -147,6 +172,13 @@ def evaluate_cmd(
     default=None,
     help="The class binary classifiers are judged on (default: the last class).",
 )
+@click.option(
+    "--value-matrix",
+    "value_matrix",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A multi-class value matrix (CSV, K x K): judge multi-class models on value.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 def gate_cmd(
     challenger: str,
@@ -158,6 +190,7 @@ def gate_cmd(
     metric: str | None,
     report: str | None,
     positive_class: str | None,
+    value_matrix: str | None,
     as_json: bool,
 ) -> None:
     """Should CHALLENGER replace --against? Exit 0 to promote, 1 to reject."""
@@ -170,7 +203,7 @@ def gate_cmd(
         raise InvalidInput(
             f"invalid --metric {metric!r}: expected one of {', '.join(GATE_METRICS)}"
         )
-    outcome = _value(value_text)
+    outcome = _value(value_text, value_matrix)
     decision = gate(
         challenger,
         against=against,
@@ -183,17 +216,18 @@ def gate_cmd(
     )
     if report:
         from keel.evaluation import evaluate
-        from keel.evaluation.outcomes import ValueMatrix
+        from keel.evaluation.outcomes import outcome_from_dict
         from keel.evaluation.report import write_report
 
         used = decision.policy.get("value")  # the matrix the gate used: --value or the policy's
+        multiclass = decision.primary.get("task") == "multiclass"
         ev = evaluate(
             challenger,
             data=data,
             target=target,
             record=False,
-            outcome=ValueMatrix.from_dict(used) if used else None,
-            threshold=float(decision.policy.get("threshold", 0.5)),
+            outcome=outcome_from_dict(used) if used else None,
+            threshold=None if multiclass else float(decision.policy.get("threshold", 0.5)),
             positive_class=positive_class,
         )
         write_report(report, ev, decision)

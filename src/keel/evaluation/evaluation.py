@@ -110,6 +110,7 @@ class Scored:
     positive: Any = None
     data_ref: str = "DataFrame"
     data_version_id: int | None = None
+    classes: list[Any] | None = None  # a multi-class model's, in the order of truth's positions
 
 
 def _frame(ws: Workspace, data: Any) -> tuple[Any, str, int | None]:
@@ -188,9 +189,7 @@ def score_model(
                 f"target column {target!r} has missing values; drop or fill them first"
             )
         if len(classes) != 2:
-            raise InvalidInput(
-                f"{model.ref} has {len(classes)} classes; evaluation on value needs a binary classifier"
-            )
+            return _multiclass(model, X, y, list(classes), data_ref, positive_class, frame)
         positive = _positive(model, list(classes), positive_class)
         column = list(classes).index(positive)  # predict_proba's columns follow the classes
         truth = np.asarray([_same_class(v, positive) for v in y], dtype=int)
@@ -230,6 +229,42 @@ def score_model(
     return Scored(frame, y.to_numpy(dtype=float), None, predicted, "regression", None, data_ref)
 
 
+def _multiclass(
+    model: LoadedModel, X: Any, y: Any, classes: list[Any], data_ref: str, positive: Any, frame: Any
+) -> Scored:
+    """A multi-class classifier's predictions: truth and decisions as positions in its
+    classes, and the probability of each class when it gives them."""
+    import numpy as np
+
+    if positive is not None:
+        raise InvalidInput(
+            f"a positive class is for a binary classifier, and {model.ref} has {len(classes)} "
+            f"classes ({listed(classes, 10)}): its metrics cover every class"
+        )
+
+    def position(value: Any) -> int:
+        for i, cls in enumerate(classes):
+            if _same_class(value, cls):
+                return i
+        raise AssertionError("checked above: every target value is a class")  # pragma: no cover
+
+    truth = np.asarray([position(v) for v in y], dtype=int)
+    scores = None
+    if hasattr(model.model, "predict_proba"):
+        with _scoring(model, data_ref):
+            scores = np.asarray(model.predict_proba(X), dtype=float)
+        if scores.ndim != 2 or scores.shape[1] != len(classes):
+            raise InvalidInput(
+                f"{model.ref} gave probabilities of shape {scores.shape} for {len(classes)} classes"
+            )
+        predicted = np.argmax(scores, axis=1)
+    else:
+        with _scoring(model, data_ref):
+            raw = np.asarray(model.predict(X))
+        predicted = np.asarray([position(v) for v in raw], dtype=int)
+    return Scored(frame, truth, scores, predicted, "multiclass", None, data_ref, classes=classes)
+
+
 @contextmanager
 def _scoring(model: LoadedModel, data_ref: str) -> Iterator[None]:
     """A model that raises on the data is a problem with the data, not a crash of keel
@@ -262,11 +297,19 @@ def _known_class(value: Any, classes: Any) -> bool:
 
 
 def outcome_values(outcome: Outcome, scored: Scored, predicted: Any | None = None) -> Any:
-    from keel.evaluation.outcomes import RowValue
+    from keel.evaluation.outcomes import ClassValueMatrix, RowValue
 
     decisions = scored.predicted if predicted is None else predicted
     if isinstance(outcome, RowValue):
         return outcome.per_row(decisions, scored.truth, scored.frame)
+    if isinstance(outcome, ClassValueMatrix):
+        if scored.task != "multiclass":
+            raise InvalidInput(
+                "a value matrix over classes (--value-matrix) judges multi-class models; a binary "
+                "classifier takes --value tp=…,fp=…,fn=…,tn=…"
+            )
+        assert scored.classes is not None
+        return outcome.per_row(decisions, scored.truth, scored.classes)
     if outcome.kind != scored.task:
         raise InvalidInput(
             f"a {type(outcome).__name__} judges {outcome.kind} models, but this is {scored.task}"
@@ -302,6 +345,16 @@ def _curves(scored: Scored, outcome: Outcome | None) -> dict[str, Any]:
     from keel.evaluation.threshold import value_curve
 
     out: dict[str, Any] = {}
+    if scored.task == "multiclass":
+        assert scored.classes is not None
+        matrix = m.confusion_matrix(
+            scored.truth, scored.predicted, labels=list(range(len(scored.classes)))
+        )
+        out["confusion"] = {
+            "classes": [_plain_class(c) for c in scored.classes],
+            "matrix": matrix.tolist(),  # rows: the truth; columns: what was predicted
+        }
+        return out
     if scored.task != "classification" or scored.scores is None or len(set(scored.truth)) < 2:
         return out
 
@@ -382,6 +435,11 @@ def evaluate(
     for spec in slices:  # parse every slice before any work: bad input changes nothing
         masks.update(slice_masks(frame, spec))
     scored = score_model(loaded, frame, target, None, data_ref, positive_class)
+    if scored.task == "multiclass" and threshold is not None:
+        raise InvalidInput(
+            f"a threshold is for a binary classifier; {loaded.ref} has {len(scored.classes or [])} "
+            "classes and decides by the most probable one"
+        )
     cut: float | None = None
     if scored.task == "classification":
         cut = 0.5
@@ -398,7 +456,7 @@ def evaluate(
         if scored.scores is not None:
             scored.predicted = (scored.scores >= cut).astype(int)
     point = compute_metrics(
-        scored.task, scored.truth, scored.predicted, scored.scores, metrics, frame
+        scored.task, scored.truth, scored.predicted, scored.scores, metrics, frame, scored.classes
     )
     values = outcome_values(outcome, scored) if outcome is not None else None
     result = (
@@ -419,6 +477,7 @@ def evaluate(
                 scored.truth[mask],
                 scored.predicted[mask],
                 None if scored.scores is None else scored.scores[mask],
+                classes=scored.classes,
             )
             if values is not None:
                 entry["value"] = {

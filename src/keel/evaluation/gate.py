@@ -20,9 +20,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import InvalidInput
+from keel.errors import InvalidInput, listed
 from keel.evaluation.metrics import HIGHER_IS_BETTER, compute_metrics
-from keel.evaluation.policy import Policy, load_policy
+from keel.evaluation.policy import WHOLE_SAMPLE, Policy, load_policy
 
 if TYPE_CHECKING:
     from keel.evaluation.evaluation import Scored
@@ -104,6 +104,15 @@ def _row_losses(metric: str, s: Scored, outcome: Outcome | None) -> Any:
     if metric in ("logloss", "brier"):
         if s.scores is None:
             raise InvalidInput(f"{metric} needs a model with probabilities")
+        if s.task == "multiclass":
+            p = np.clip(s.scores, 1e-15, 1.0)
+            p = p / p.sum(axis=1, keepdims=True)
+            mine = p[np.arange(len(y)), y]  # the probability given to the true class
+            if metric == "logloss":
+                return -np.log(mine)
+            onehot = np.zeros_like(p)
+            onehot[np.arange(len(y)), y] = 1.0
+            return ((p - onehot) ** 2).sum(axis=1)
         p = np.clip(s.scores, 1e-15, 1 - 1e-15)
         return -(y * np.log(p) + (1 - y) * np.log(1 - p)) if metric == "logloss" else (p - y) ** 2
     if metric == "mae":
@@ -136,6 +145,73 @@ def _paired_mean(diff: Any, policy: Policy) -> tuple[float, float, float, str]:
     lower = float(np.quantile(means, alpha))
     p = float(np.mean(means <= policy.min_improvement))
     return mean, lower, p, f"paired bootstrap ({policy.resamples} resamples)"
+
+
+def _auc_ovr(y: Any, scores: Any, k: int) -> float:
+    """One-vs-rest AUC averaged over the classes (sklearn's ``multi_class="ovr"``), from
+    ranks: each class's scores of its rows against everyone else's. NaN when a class is
+    absent (a resample that drew none of it)."""
+    from scipy.stats import rankdata
+
+    total = 0.0
+    for c in range(k):
+        mine = y == c
+        m = int(mine.sum())
+        n = len(y) - m
+        if m == 0 or n == 0:
+            return float("nan")
+        ranks = rankdata(scores[:, c])
+        total += (ranks[mine].sum() - m * (m + 1) / 2) / (m * n)
+    return total / k
+
+
+def _paired_whole(metric: str, sa: Scored, sb: Scored, pol: Policy) -> tuple[float, float, float, float, float, str]:
+    """A metric that is no mean over rows (macro F1, one-vs-rest AUC): (challenger,
+    champion, improvement, one-sided lower bound, p-value, method), by a paired bootstrap of
+    the difference: the same resampled rows for both models."""
+    import numpy as np
+
+    from keel.evaluation.bootstrap import bootstrap_statistic
+
+    higher = HIGHER_IS_BETTER[metric]
+
+    k = len(sa.classes or [])
+
+    def value(s: Scored, idx: Any) -> float:
+        y, p = s.truth[idx], s.predicted[idx]
+        if metric == "auc_ovr":
+            assert s.scores is not None  # checked before: both models give probabilities
+            return _auc_ovr(y, s.scores[idx], k)
+        # from the confusion counts (a resample costs microseconds, not sklearn's checks)
+        counts = np.bincount(y * k + p, minlength=k * k).reshape(k, k).astype(float)
+        tp, truth_n, pred_n = np.diag(counts), counts.sum(axis=1), counts.sum(axis=0)
+        precision = np.divide(tp, pred_n, out=np.zeros(k), where=pred_n > 0)
+        recall = np.divide(tp, truth_n, out=np.zeros(k), where=truth_n > 0)
+        both = precision + recall
+        f1 = np.divide(2 * precision * recall, both, out=np.zeros(k), where=both > 0)
+        if metric == "precision_macro":
+            return float(precision.mean())
+        if metric == "recall_macro":
+            return float(recall.mean())
+        if metric == "f1_macro":
+            return float(f1.mean())
+        return float((f1 * truth_n).sum() / max(truth_n.sum(), 1.0))  # f1_weighted
+
+    every = np.arange(len(sa.truth))
+    va, vb = value(sa, every), value(sb, every)
+    if math.isnan(va) or math.isnan(vb):
+        raise InvalidInput(f"{metric} cannot be computed on this data for both models")
+    improvement = (va - vb) if higher else (vb - va)
+
+    def stat(idx: Any) -> float:
+        d = value(sa, idx) - value(sb, idx)
+        return d if higher else -d
+
+    samples = bootstrap_statistic(len(every), stat, pol.resamples, pol.seed)
+    samples = samples[np.isfinite(samples)]
+    lower = float(np.quantile(samples, 1 - pol.confidence)) if len(samples) else improvement
+    p = float(np.mean(samples <= pol.min_improvement)) if len(samples) else 1.0
+    return va, vb, improvement, lower, p, f"paired bootstrap ({pol.resamples} resamples)"
 
 
 def _paired_rmse(sq_a: Any, sq_b: Any, pol: Policy) -> tuple[float, float, float, str]:
@@ -211,24 +287,53 @@ def gate(
         raise InvalidInput(f"the challenger and the champion are the same version ({a.ref})")
     sa = score_model(a, frame, target, pol.threshold, data_ref, positive_class)
     sb = score_model(b, frame, target, pol.threshold, data_ref, positive_class)
-    if chosen is None:
-        chosen = (
-            "value" if value is not None else ("auc" if sa.task == "classification" else "rmse")
+    if sa.task != sb.task or sa.classes != sb.classes:
+        raise InvalidInput(
+            f"{a.ref} and {b.ref} do not answer the same question ({sa.task}"
+            + (f" over {listed(sa.classes, 10)}" if sa.classes else "")
+            + f" against {sb.task}"
+            + (f" over {listed(sb.classes, 10)}" if sb.classes else "")
+            + ")"
         )
+    multiclass = sa.task == "multiclass"
+    if chosen is None:
+        if multiclass:
+            chosen = "value" if value is not None else (
+                "logloss" if sa.scores is not None and sb.scores is not None else "accuracy"
+            )  # fmt: skip
+        else:
+            chosen = (
+                "value" if value is not None else ("auc" if sa.task == "classification" else "rmse")
+            )
+    if multiclass and chosen == "auc":
+        chosen = "auc_ovr"  # the multi-class AUC: one class against the rest, averaged
+    if chosen in WHOLE_SAMPLE and not multiclass:
+        raise InvalidInput(f"{chosen} is a multi-class metric; {a.ref} is not a multi-class model")
     if chosen == "value" and value is None:
         raise InvalidInput(
             "the primary metric is value, but no value matrix was given (--value or [value])"
         )
-    if chosen == "auc" and (sa.scores is None or sb.scores is None):
-        raise InvalidInput("auc needs both models to give probabilities")
+    if chosen in ("auc", "auc_ovr") and (sa.scores is None or sb.scores is None):
+        raise InvalidInput(f"{chosen} needs both models to give probabilities")
     higher = HIGHER_IS_BETTER[chosen]
     primary: dict[str, Any] = {
         "metric": chosen,
+        "task": sa.task,
         "min_improvement": pol.min_improvement,
         "confidence": pol.confidence,
         "higher_is_better": higher,
     }
-    if chosen == "auc":
+    if chosen in WHOLE_SAMPLE:
+        va, vb, improvement, lower, p, method = _paired_whole(chosen, sa, sb, pol)
+        primary.update(
+            challenger=va,
+            champion=vb,
+            improvement=improvement,
+            lower_bound=lower,
+            p_value=p,
+            method=method,
+        )
+    elif chosen == "auc":
         auc_a, auc_b, se = delong(sa.truth, sa.scores, sb.scores)
         diff = auc_a - auc_b
         if se == 0:
@@ -359,11 +464,13 @@ def _guardrail(
             "reason": f"guardrail {g.metric} {where} cannot be judged: {n} rows (< {pol.min_slice_size})",
         }
     ma = compute_metrics(
-        sa.task, sa.truth[mask], sa.predicted[mask], None if sa.scores is None else sa.scores[mask]
-    )
+        sa.task, sa.truth[mask], sa.predicted[mask], None if sa.scores is None else sa.scores[mask],
+        classes=sa.classes,
+    )  # fmt: skip
     mb = compute_metrics(
-        sb.task, sb.truth[mask], sb.predicted[mask], None if sb.scores is None else sb.scores[mask]
-    )
+        sb.task, sb.truth[mask], sb.predicted[mask], None if sb.scores is None else sb.scores[mask],
+        classes=sb.classes,
+    )  # fmt: skip
     va, vb = ma.get(g.metric), mb.get(g.metric)
     if g.metric in ("value", "value_per_row"):
         if value is None:

@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "CLASSIFICATION",
     "HIGHER_IS_BETTER",
+    "MULTICLASS",
     "REGRESSION",
     "calibration_error",
     "compute_metrics",
@@ -30,6 +31,8 @@ CLASSIFICATION = (
     "calibration_error",
 )
 REGRESSION = ("mae", "rmse", "mape", "r2")
+MULTICLASS = ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro",
+              "logloss", "auc_ovr")  # fmt: skip
 HIGHER_IS_BETTER = {
     "auc": True,
     "logloss": False,
@@ -45,6 +48,11 @@ HIGHER_IS_BETTER = {
     "r2": True,
     "value": True,
     "value_per_row": True,
+    "f1_macro": True,
+    "f1_weighted": True,
+    "precision_macro": True,
+    "recall_macro": True,
+    "auc_ovr": True,
 }
 
 
@@ -79,14 +87,19 @@ def compute_metrics(
     scores: Any | None,
     custom: Mapping[str, Callable[..., float]] | None = None,
     rows: Any | None = None,
+    classes: list[Any] | None = None,
 ) -> dict[str, float | None]:
-    """Every standard metric for ``task`` ("classification" or "regression"), plus ``custom``."""
+    """Every standard metric for ``task`` ("classification", "multiclass" or "regression"),
+    plus ``custom``. Multi-class: ``truth`` and ``predicted`` are class positions in
+    ``classes``, ``scores`` the probability of each class (one column each)."""
     import numpy as np
     from sklearn import metrics as m
 
     out: dict[str, float | None] = {}
     y = np.asarray(truth)
-    if task == "classification":
+    if task == "multiclass":
+        out.update(_multiclass(y, np.asarray(predicted), scores, list(classes or [])))
+    elif task == "classification":
         p = np.asarray(predicted)
         out["accuracy"] = _safe(lambda: m.accuracy_score(y, p))
         out["f1"] = _safe(lambda: m.f1_score(y, p, zero_division=0))
@@ -108,6 +121,42 @@ def compute_metrics(
         out["r2"] = _safe(lambda: m.r2_score(y, p))
     for name, fn in (custom or {}).items():
         out[name] = _custom(fn, y, predicted, scores, rows)
+    return out
+
+
+def _multiclass(y: Any, p: Any, scores: Any | None, classes: list[Any]) -> dict[str, float | None]:
+    """Accuracy, macro and weighted F1, macro precision and recall, each class's precision
+    and recall (``precision[setosa]``), log loss and one-vs-rest AUC."""
+    import numpy as np
+    from sklearn import metrics as m
+
+    labels = list(range(len(classes)))
+    out: dict[str, float | None] = {
+        "accuracy": _safe(lambda: m.accuracy_score(y, p)),
+        "f1_macro": _safe(lambda: m.f1_score(y, p, labels=labels, average="macro", zero_division=0)),
+        "f1_weighted": _safe(
+            lambda: m.f1_score(y, p, labels=labels, average="weighted", zero_division=0)
+        ),
+        "precision_macro": _safe(
+            lambda: m.precision_score(y, p, labels=labels, average="macro", zero_division=0)
+        ),
+        "recall_macro": _safe(
+            lambda: m.recall_score(y, p, labels=labels, average="macro", zero_division=0)
+        ),
+    }
+    if scores is not None:
+        s = np.clip(np.asarray(scores, dtype=float), 1e-15, 1.0)
+        out["logloss"] = _safe(lambda: m.log_loss(y, s / s.sum(axis=1, keepdims=True), labels=labels))
+        out["auc_ovr"] = _safe(
+            lambda: m.roc_auc_score(y, s / s.sum(axis=1, keepdims=True), multi_class="ovr",
+                                    labels=labels)
+        )  # fmt: skip
+    precision, recall, _, _ = m.precision_recall_fscore_support(
+        y, p, labels=labels, zero_division=0
+    )
+    for i, cls in enumerate(classes):
+        out[f"precision[{cls}]"] = float(precision[i])
+        out[f"recall[{cls}]"] = float(recall[i])
     return out
 
 

@@ -317,6 +317,14 @@ def arm_utilities(
     if task == "classification" and threshold is not None and scores is not None:
         predicted, used = (scores >= threshold).astype(float), float(threshold)
     metrics = compute_metrics(task, truth, predicted, scores)
+    from keel.errors import InvalidInput
+    from keel.evaluation.outcomes import ClassValueMatrix
+
+    if isinstance(outcome, ClassValueMatrix):
+        raise InvalidInput(
+            "online evaluation takes a binary value matrix (tp, fp, fn, tn) or a cost; a value "
+            "matrix over classes is for keel evaluate and keel gate"
+        )
     if outcome is not None and hasattr(outcome, "per_row"):
         per_row = np.asarray(outcome.per_row(predicted, truth), dtype=float)
         return per_row, "value per prediction", metrics, float(per_row.sum()), used

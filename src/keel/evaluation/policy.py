@@ -35,9 +35,15 @@ from keel.errors import InvalidInput
 from keel.evaluation.metrics import HIGHER_IS_BETTER
 from keel.evaluation.outcomes import ValueMatrix
 
-__all__ = ["GATE_METRICS", "Guardrail", "Policy", "PolicyError", "load_policy"]
+__all__ = ["GATE_METRICS", "WHOLE_SAMPLE", "Guardrail", "Policy", "PolicyError", "load_policy"]
 
-GATE_METRICS = ("value", "auc", "logloss", "brier", "accuracy", "mae", "rmse", "mape")
+GATE_METRICS = (
+    "value", "auc", "logloss", "brier", "accuracy", "mae", "rmse", "mape",
+    # multi-class models: compared by a paired bootstrap of the metric's difference
+    "f1_macro", "f1_weighted", "precision_macro", "recall_macro", "auc_ovr",
+)  # fmt: skip
+# metrics that are not a mean over rows: the gate resamples rows, pairs kept, instead
+WHOLE_SAMPLE = ("f1_macro", "f1_weighted", "precision_macro", "recall_macro", "auc_ovr")
 
 
 class PolicyError(InvalidInput):

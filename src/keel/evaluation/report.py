@@ -135,6 +135,19 @@ def write_report(
         f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in ev.metrics.items()
     ]
     parts.append("</table>")
+    confusion = ev.curves.get("confusion")
+    if confusion is not None:
+        names = [html.escape(str(c)) for c in confusion["classes"]]
+        parts.append(
+            "<h2>Confusion matrix</h2><table><tr><th>truth \\ predicted</th>"
+            + "".join(f"<th>{n}</th>" for n in names)
+            + "</tr>"
+        )
+        for name, row in zip(names, confusion["matrix"], strict=True):
+            parts.append(
+                f"<tr><th>{name}</th>" + "".join(f"<td>{int(v):,}</td>" for v in row) + "</tr>"
+            )
+        parts.append("</table>")
     if ev.outcome is not None:
         o = ev.outcome
         parts.append(
