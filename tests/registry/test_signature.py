@@ -186,7 +186,7 @@ def test_every_problem_is_listed_at_once() -> None:
         "colour": ["red"],  # not in the signature
     }
     with pytest.raises(SignatureError) as info:
-        sig.enforce(bad)
+        sig.enforce(bad, strict=True)
     problems = _problems(info)
     assert set(problems) == {"tenure", "spend", "plan", "active", "colour"}
     assert "missing column 'active' (boolean)" in problems["active"]
@@ -198,7 +198,7 @@ def test_every_problem_is_listed_at_once() -> None:
 def test_more_than_five_problems_are_summarised() -> None:
     sig = Signature(columns=tuple(ColumnSpec(f"c{i}", "float") for i in range(8)))
     with pytest.raises(SignatureError) as info:
-        sig.enforce({"other": [1.0]})
+        sig.enforce({"other": [1.0]}, strict=True)
     assert len(info.value.problems) == 9
     assert "(and 4 more)" in str(info.value)
 
@@ -371,3 +371,34 @@ def test_a_frame_round_trips_through_its_own_signature(frame: pd.DataFrame) -> N
             assert all(isinstance(v, str) for v in after.dropna())
     again = sig.enforce(out)  # enforcing twice changes nothing more
     pd.testing.assert_frame_equal(again, out)
+
+
+def test_extra_columns_are_dropped_with_a_warning_unless_strict() -> None:
+    import warnings
+
+    from keel.registry.signature import DroppedColumnsWarning
+
+    sig = infer_signature(FRAME.drop(columns="since"))
+    rows = FRAME.drop(columns="since").head(2).assign(colour=["red", "blue"], id=[1, 2])
+    with pytest.warns(DroppedColumnsWarning, match="dropped 2 column.*colour, id.*strict=True"):
+        out = sig.enforce(rows)
+    assert list(out.columns) == [c.name for c in sig.columns]
+    with pytest.raises(SignatureError, match="unexpected column 'colour'"):
+        sig.enforce(rows, strict=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing extra: no warning
+        sig.enforce(FRAME.drop(columns="since").head(2))
+
+
+def test_a_2d_array_is_read_in_the_signatures_order() -> None:
+    import numpy as np
+
+    sig = Signature(columns=(ColumnSpec("tenure", "integer"), ColumnSpec("spend", "float")))
+    for rows in ([[3, 70.5], [10, 20.0]], np.array([[3, 70.5], [10, 20.0]])):
+        out = sig.enforce(rows)
+        assert out["tenure"].tolist() == [3, 10] and out["spend"].tolist() == [70.5, 20.0]
+        assert str(out["tenure"].dtype) == "int64"
+    with pytest.raises(SignatureError, match=r"shape \(1, 3\): expected rows of 2 values"):
+        sig.enforce(np.array([[1, 2.0, 3]]))
+    with pytest.raises(SignatureError, match="rows have different lengths"):
+        sig.enforce([[1, 2.0], [3]])

@@ -37,26 +37,30 @@ class LoadedModel:
     def ref(self) -> str:
         return self.version.ref
 
-    def prepare(self, inputs: Any) -> Any:
-        """Inputs checked and converted by the signature (a DataFrame or an array)."""
+    def prepare(self, inputs: Any, strict: bool = False) -> Any:
+        """Inputs checked and converted by the signature (a DataFrame or an array); columns
+        it does not name are dropped with a warning (``strict``: refused)."""
         if self.signature is not None:
-            return self.signature.enforce(inputs)
+            return self.signature.enforce(inputs, strict)
         from keel.registry.signature import to_frame
 
         return inputs if hasattr(inputs, "shape") else to_frame(inputs)
 
-    def predict(self, inputs: Any) -> Any:
-        """Predictions for a DataFrame, a 2-D array, a list of records or a dict of columns."""
-        return self.flavor.predict(self.model, self.prepare(inputs))
+    def predict(self, inputs: Any, strict: bool = False) -> Any:
+        """Predictions for a DataFrame, a 2-D array (columns in the signature's order), a
+        list of records or a dict of columns. Columns the signature does not name are
+        dropped with a ``DroppedColumnsWarning`` (as MLflow does), or refused when
+        ``strict=True``."""
+        return self.flavor.predict(self.model, self.prepare(inputs, strict))
 
-    def predict_proba(self, inputs: Any) -> Any:
+    def predict_proba(self, inputs: Any, strict: bool = False) -> Any:
         """Class probabilities, for classifiers that have them."""
         method = getattr(self.model, "predict_proba", None)
         if method is None:
             from keel.errors import InvalidInput
 
             raise InvalidInput(f"{self.ref} ({type(self.model).__name__}) has no predict_proba")
-        return method(self.prepare(inputs))
+        return method(self.prepare(inputs, strict))
 
 
 @functools.lru_cache(maxsize=64)

@@ -25,6 +25,7 @@ from keel.errors import InvalidInput
 
 __all__ = [
     "ColumnSpec",
+    "DroppedColumnsWarning",
     "Signature",
     "SignatureError",
     "infer_signature",
@@ -33,6 +34,11 @@ __all__ = [
 ]
 
 TYPES = ("integer", "float", "boolean", "string", "datetime")
+
+
+class DroppedColumnsWarning(UserWarning):
+    """Input columns the model's signature does not name were dropped before predicting
+    (``strict=True`` refuses them instead)."""
 
 
 class SignatureError(InvalidInput):
@@ -112,9 +118,13 @@ class Signature:
         more = f", … ({len(shown) - limit} more)" if len(shown) > limit else ""
         return ", ".join(shown[:limit]) + more
 
-    def enforce(self, inputs: Any) -> Any:
-        """Check and convert ``inputs``; returns a DataFrame (columns) or an ndarray (tensor)."""
-        return _enforce_tensor(self, inputs) if self.is_tensor else _enforce_columns(self, inputs)
+    def enforce(self, inputs: Any, strict: bool = False) -> Any:
+        """Check and convert ``inputs``; returns a DataFrame (columns) or an ndarray (tensor).
+        Columns the signature does not name are dropped with a DroppedColumnsWarning, or
+        refused when ``strict``."""
+        if self.is_tensor:
+            return _enforce_tensor(self, inputs)
+        return _enforce_columns(self, inputs, strict)
 
 
 def to_frame(inputs: Any) -> Any:
@@ -245,20 +255,50 @@ def _wrong_type(column: str, expected: str, value: Any) -> dict[str, Any]:
     }
 
 
-def _enforce_columns(sig: Signature, inputs: Any) -> Any:
+def _positional(sig: Signature, inputs: Any) -> Any:
+    """A 2-D array (or a list of lists) of rows, its columns in the signature's order, as a
+    DataFrame named by the signature; anything else as it is."""
     import numpy as np
     import pandas as pd
 
-    frame = to_frame(inputs)
+    rows = inputs
+    if isinstance(inputs, list | tuple) and inputs and all(
+        isinstance(r, list | tuple) for r in inputs
+    ):
+        rows = np.empty((len(inputs), max(len(r) for r in inputs)), dtype=object)
+        if any(len(r) != rows.shape[1] for r in inputs):
+            raise SignatureError([{"field": None, "message": "rows have different lengths"}])
+        for i, r in enumerate(inputs):
+            rows[i, :] = r
+    if not isinstance(rows, np.ndarray):
+        return inputs
+    if rows.ndim != 2 or rows.shape[1] != len(sig.columns):
+        raise SignatureError(
+            [
+                {
+                    "field": None,
+                    "message": f"an array of shape {rows.shape}: expected rows of "
+                    f"{len(sig.columns)} values in the signature's order ({sig.describe()})",
+                }
+            ]
+        )
+    return pd.DataFrame({c.name: rows[:, j] for j, c in enumerate(sig.columns)})
+
+
+def _enforce_columns(sig: Signature, inputs: Any, strict: bool = False) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    frame = to_frame(_positional(sig, inputs))
     if any(not isinstance(c, str) for c in frame.columns):
         frame = frame.set_axis([str(c) for c in frame.columns], axis=1)  # signatures name by str
     problems: list[dict[str, Any]] = []
     if len(frame) == 0:
         raise SignatureError([{"field": None, "message": "the input has no rows"}])
     expected = {c.name for c in sig.columns}
-    for name in frame.columns:
-        if str(name) not in expected:
-            problems.append({"field": str(name), "message": f"unexpected column {str(name)!r}"})
+    extra = [str(name) for name in frame.columns if str(name) not in expected]
+    if strict:
+        problems += [{"field": name, "message": f"unexpected column {name!r}"} for name in extra]
     out = {}
     for spec in sig.columns:
         if spec.name not in frame.columns:
@@ -337,6 +377,15 @@ def _enforce_columns(sig: Signature, inputs: Any) -> Any:
             out[spec.name] = converted
     if problems:
         raise SignatureError(problems)
+    if extra:  # said once the rest is known to be fine: what was dropped, and how to refuse it
+        import warnings
+
+        warnings.warn(
+            f"dropped {len(extra)} column(s) the model's signature does not name: "
+            f"{', '.join(extra[:10])}{' …' if len(extra) > 10 else ''} (strict=True refuses them)",
+            DroppedColumnsWarning,
+            stacklevel=4,
+        )
     return pd.DataFrame(out, index=frame.index)
 
 
