@@ -47,7 +47,11 @@ def _fmt(v: Any) -> str:
 
 @click.command("evaluate")
 @click.argument("model")
-@click.option("--data", required=True, help="A dataset version (churn@v7) with the target column.")
+@click.option(
+    "--data",
+    required=True,
+    help="A dataset version (churn@v7), a file in one (churn@v7:test.csv) or a path.",
+)
 @click.option("--target", required=True, help="The column holding the truth.")
 @click.option(
     "--value", "value_text", default=None, help="Value matrix: tp=120,fp=-15,fn=-80,tn=0."
@@ -71,6 +75,11 @@ def _fmt(v: Any) -> str:
     help="The class a binary classifier's scores and value are of (default: its last class).",
 )
 @click.option(
+    "--exclude-training-rows",
+    is_flag=True,
+    help="Leave out the rows equal to rows of the data the model was trained on.",
+)
+@click.option(
     "--report",
     type=click.Path(dir_okay=False),
     default=None,
@@ -86,21 +95,31 @@ def evaluate_cmd(
     threshold: str | None,
     slices: tuple[str, ...],
     positive_class: str | None,
+    exclude_training_rows: bool,
     report: str | None,
     as_json: bool,
 ) -> None:
-    """Evaluate MODEL on a dataset version: metrics, value with an interval, threshold, slices."""
-    from keel.evaluation import evaluate
+    """Evaluate MODEL on data: metrics, value with an interval, threshold, slices. DATA is a
+    dataset version (churn@v2), a file inside one (churn@v2:test.csv) or a path."""
+    import warnings
 
-    ev = evaluate(
-        model,
-        data=data,
-        target=target,
-        outcome=_value(value_text, value_matrix),
-        slices=list(slices),
-        threshold=_threshold(threshold),
-        positive_class=positive_class,
-    )
+    from keel.evaluation import evaluate
+    from keel.evaluation.evaluation import TrainingDataWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrainingDataWarning)  # said below, in one line each
+        ev = evaluate(
+            model,
+            data=data,
+            target=target,
+            outcome=_value(value_text, value_matrix),
+            slices=list(slices),
+            threshold=_threshold(threshold),
+            positive_class=positive_class,
+            exclude_training_rows=exclude_training_rows,
+        )
+    for note in ev.warnings:
+        click.echo(f"keel: warning: {note}", err=True)
     if report:
         from keel.evaluation.report import write_report
 

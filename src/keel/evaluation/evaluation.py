@@ -24,14 +24,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import InvalidInput, KeelError, listed
+from keel.errors import InvalidInput, KeelError, NotFound, listed
 
 if TYPE_CHECKING:
     from keel.evaluation.outcomes import Outcome
     from keel.registry.loading import LoadedModel
     from keel.workspace import Workspace
 
-__all__ = ["Evaluation", "OutcomeResult", "Scored", "evaluate", "score_model"]
+__all__ = [
+    "Evaluation",
+    "OutcomeResult",
+    "Scored",
+    "TrainingDataWarning",
+    "evaluate",
+    "score_model",
+]
 
 MIN_SLICE = 30
 
@@ -76,6 +83,8 @@ class Evaluation:
     created_at: float = 0.0
     positive_class: Any = None  # a binary classifier's class the scores and metrics are of
     positive_chosen: bool = False  # given (positive_class=), not the default (the last class)
+    warnings: list[str] = field(default_factory=list)  # what the numbers should be read with
+    excluded_rows: int = 0  # rows of the training data left out (exclude_training_rows)
 
     def to_dict(self, curves: bool = False) -> dict[str, Any]:
         doc = {
@@ -87,6 +96,8 @@ class Evaluation:
             "rows": self.rows,
             "positive_class": self.positive_class,
             "positive_class_chosen": self.positive_chosen,
+            "warnings": self.warnings,
+            "excluded_rows": self.excluded_rows,
             "threshold": self.threshold,
             "metrics": self.metrics,
             "outcome": self.outcome.to_dict() if self.outcome else None,
@@ -113,24 +124,112 @@ class Scored:
     classes: list[Any] | None = None  # a multi-class model's, in the order of truth's positions
 
 
+_DATA_FORMS = (
+    "a dataset version (churn@v2), a file inside one (churn@v2:test.csv) or a path to a "
+    ".csv or .parquet file"
+)
+
+
+def _read_file(path: str) -> Any:
+    import pandas as pd
+
+    lower = path.lower()
+    if lower.endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    if lower.endswith(".csv"):
+        return pd.read_csv(path)
+    if lower.endswith(".tsv"):
+        return pd.read_csv(path, sep="\t")
+    raise InvalidInput(f"data {path}: expected {_DATA_FORMS}")
+
+
 def _frame(ws: Workspace, data: Any) -> tuple[Any, str, int | None]:
+    """The evaluation table, what to call it and its dataset version's id (if it is one):
+    a DataFrame, a dataset version, a file inside one (``churn@v2:test.csv``) or a path."""
+    import os
+
     import pandas as pd
 
     from keel.data.version import DatasetVersion
 
     if isinstance(data, pd.DataFrame):
         return data, "DataFrame", None
+    if isinstance(data, os.PathLike) or (isinstance(data, str) and os.path.isfile(data)):
+        return _read_file(os.fspath(data)), os.fspath(data), None
     if isinstance(data, str | DatasetVersion):
         from keel.data.catalog import resolve, version_id
 
-        version = data if isinstance(data, DatasetVersion) else resolve(ws, data)
-
+        inner = None
+        if isinstance(data, DatasetVersion):
+            version = data
+        else:
+            ref, sep, rest = data.partition(":")
+            if sep and "@" in ref:
+                inner = rest
+            try:
+                version = resolve(ws, ref if sep and "@" in ref else data)
+            except (NotFound, InvalidInput) as exc:
+                if "/" in data or data.lower().endswith((".csv", ".parquet", ".tsv")):
+                    raise InvalidInput(f"data {data!r}: no such file; expected {_DATA_FORMS}") from None
+                raise type(exc)(f"{exc} (data: expected {_DATA_FORMS})") from None
         with ws.db.read() as conn:
             vid = version_id(conn, version.name, version.number)
+        if inner is not None:
+            if not inner:
+                raise InvalidInput(f"data {data!r}: name a file after the colon (churn@v2:test.csv)")
+            return version.to_pandas(inner), f"{version.ref}:{inner}", vid
         return version.to_pandas(), version.ref, vid
-    raise InvalidInput(
-        f"data must be a dataset reference or a DataFrame, not {type(data).__name__}"
-    )
+    raise InvalidInput(f"data must be {_DATA_FORMS}, or a DataFrame; not {type(data).__name__}")
+
+
+class TrainingDataWarning(UserWarning):
+    """The evaluation data is, or holds rows of, what the model was trained on."""
+
+
+def _training_inputs(ws: Workspace, loaded: LoadedModel) -> list[tuple[int, str]]:
+    """(dataset version id, ref) of each dataset version the model's training run used."""
+    from sqlalchemy import select
+
+    from keel.store.db import dataset_versions, datasets, run_inputs, runs
+
+    run_id = loaded.version.run_id
+    if not run_id:
+        return []
+    with ws.db.read() as conn:
+        rows = conn.execute(
+            select(dataset_versions.c.id, datasets.c.name, dataset_versions.c.number)
+            .join(run_inputs, run_inputs.c.dataset_version_id == dataset_versions.c.id)
+            .join(runs, runs.c.pk == run_inputs.c.run_pk)
+            .join(datasets, datasets.c.id == dataset_versions.c.dataset_id)
+            .where(runs.c.id == run_id)
+            .order_by(dataset_versions.c.id)
+        ).all()
+    return [(r.id, f"{r.name}@v{r.number}") for r in rows]
+
+
+def _training_rows(ws: Workspace, frame: Any, inputs: list[tuple[int, str]], vid: int | None) -> Any:
+    """Which rows of ``frame`` are rows of the training inputs: equal in every column the
+    two tables share (all of them when the data is one of those versions)."""
+    import numpy as np
+    import pandas as pd
+
+    from keel.data.catalog import resolve
+
+    mask = np.zeros(len(frame), dtype=bool)
+    for input_vid, ref in inputs:
+        if input_vid == vid:
+            return np.ones(len(frame), dtype=bool)
+        try:
+            train = resolve(ws, ref).to_pandas()
+        except KeelError:
+            continue  # not a table: its rows cannot be compared
+        common = [c for c in frame.columns if c in train.columns]
+        if not common:
+            continue
+        seen = set(pd.util.hash_pandas_object(train[common], index=False).tolist())
+        hashes = pd.util.hash_pandas_object(frame[common], index=False).to_numpy()
+        mask |= np.fromiter((h in seen for h in hashes), dtype=bool, count=len(hashes))
+    return mask
 
 
 def _positive(model: LoadedModel, classes: list[Any], chosen: Any) -> Any:
@@ -404,12 +503,16 @@ def evaluate(
     workspace: Workspace | None = None,
     record: bool = True,
     positive_class: Any = None,
+    exclude_training_rows: bool = False,
 ) -> Evaluation:
     """Evaluate a model version on a dataset version (or a DataFrame) against ``target``.
 
     ``threshold`` is a number, ``"optimize"`` (the threshold that maximizes the
     value matrix) or None (0.5). ``positive_class``: the class a binary classifier's
     scores, precision, recall and value matrix are of (default: its last class).
+    ``data``: a DataFrame, a dataset version, a file inside one (``churn@v2:test.csv``) or
+    a path. Data the model's training run used draws a TrainingDataWarning (kept in
+    ``warnings``); ``exclude_training_rows`` drops the rows equal to rows of that data.
     """
     import numpy as np
 
@@ -421,6 +524,36 @@ def evaluate(
     ws = _workspace(workspace)
     loaded = _load(ws, model)
     frame, data_ref, data_vid = _frame(ws, data)
+    notes: list[str] = []
+    excluded = 0
+    inputs = _training_inputs(ws, loaded)
+    trained_on = [ref for vid, ref in inputs if vid == data_vid]
+    if exclude_training_rows:
+        seen = _training_rows(ws, frame, inputs, data_vid)
+        excluded = int(seen.sum())
+        if excluded == len(frame):
+            raise InvalidInput(
+                f"every row of {data_ref} is a row {loaded.ref} was trained on "
+                f"({', '.join(ref for _, ref in inputs) or 'its training data'}): nothing is left "
+                "to evaluate on"
+            )
+        if excluded:
+            frame = frame.loc[~seen].reset_index(drop=True)
+            notes.append(
+                f"left out {excluded:,} rows of {data_ref} that are rows {loaded.ref} was "
+                f"trained on; {len(frame):,} remain"
+            )
+    elif trained_on:
+        where = data_ref if data_ref == trained_on[0] else f"{trained_on[0]} ({data_ref} is in it)"
+        notes.append(
+            f"{loaded.ref} was trained on {where}: these metrics are on its own training rows "
+            "and read better than new data would (--exclude-training-rows drops them)"
+        )
+    if notes:
+        import warnings
+
+        for note in notes:
+            warnings.warn(note, TrainingDataWarning, stacklevel=2)
     if isinstance(threshold, str) and threshold != "optimize":
         raise InvalidInput(
             f"invalid threshold {threshold!r}: expected a number from 0 to 1, or 'optimize'"
@@ -500,6 +633,8 @@ def evaluate(
         created_at=time.time(),
         positive_class=_plain_class(scored.positive),
         positive_chosen=positive_class is not None,
+        warnings=notes,
+        excluded_rows=excluded,
     )
     if record:
         from keel.evaluation.records import record_evaluation
