@@ -494,24 +494,33 @@ def _on_demand(
     same call as online). Null where a feature it reads is null (no row in the window)."""
     import pyarrow as pa
 
-    from keel.features.versions import stored_definition
-
     for version in versions:
-        feature = stored_definition(ws, version)
         if version.name in table.column_names:
             raise InvalidInput(
                 f"on-demand feature {version.name!r} clashes with a column already in the "
                 "training set"
             )
         reads = [c for name in version.inputs for c in columns.get(name, [])]
-        values: list[Any] = []
-        for row in table.to_pylist():
-            if any(row.get(c) is None for c in reads):
-                values.append(None)
-                continue
-            try:
-                values.append(feature.function(row))
-            except Exception as exc:  # noqa: BLE001 - the user's function: said in one line
-                raise _failed(f"on-demand feature {version.name} failed on a row", exc) from None
+        values = computed(ws, version, table.to_pylist(), reads)
         table = table.append_column(version.name, pa.array(values))
     return table
+
+
+def computed(
+    ws: Workspace, version: FeatureVersion, rows: list[dict[str, Any]], reads: list[str]
+) -> list[Any]:
+    """An on-demand feature per row, by its recorded function: the same call for a training
+    set and for an online lookup. Null where a column it reads is null or NaN (no value)."""
+    from keel.features.versions import stored_definition
+
+    feature = stored_definition(ws, version)
+    values: list[Any] = []
+    for row in rows:
+        if any((v := row.get(c)) is None or (isinstance(v, float) and v != v) for c in reads):
+            values.append(None)
+            continue
+        try:
+            values.append(feature.function(row))
+        except Exception as exc:  # noqa: BLE001 - the user's function: said in one line
+            raise _failed(f"on-demand feature {version.name} failed on a row", exc) from None
+    return values

@@ -39,7 +39,6 @@ __all__ = [
     "OnlineBuild",
     "build_online",
     "column_kind",
-    "computed",
     "current_builds",
     "entity_text",
     "lookup",
@@ -340,6 +339,7 @@ def online(
     view's declared default, or null (``strict=True``: raises MissingFeatures)."""
     import pandas as pd
 
+    from keel.features.build import computed
     from keel.features.versions import resolve_feature
 
     frame = pd.DataFrame(entities) if not isinstance(entities, pd.DataFrame) else entities
@@ -392,27 +392,6 @@ def online(
         reads = [c for name in version.inputs for c in builds[name].columns]
         out[version.name] = computed(ws, version, out.to_dict("records"), reads)
     return out
-
-
-def computed(
-    ws: Workspace, version: FeatureVersion, rows: list[dict[str, Any]], reads: list[str]
-) -> list[Any]:
-    """An on-demand feature per row, by its recorded function; null where a column it
-    reads is null (no value), as in a training set."""
-    from keel.features.build import _failed
-    from keel.features.versions import stored_definition
-
-    feature = stored_definition(ws, version)
-    values: list[Any] = []
-    for row in rows:
-        if any((v := row.get(c)) is None or (isinstance(v, float) and v != v) for c in reads):
-            values.append(None)
-            continue
-        try:
-            values.append(feature.function(row))
-        except Exception as exc:  # noqa: BLE001 - the user's function: said in one line
-            raise _failed(f"on-demand feature {version.name} failed on a row", exc) from None
-    return values
 
 
 class MissingFeatures(InvalidInput):

@@ -134,9 +134,9 @@ def measure_skew(
     a sample of its logged requests whose served value differs from the offline one."""
     import pyarrow as pa
 
-    from keel.features.build import _ttl, view_rows
+    from keel.features.build import _ttl, computed, view_rows
     from keel.features.pit import ViewFrame, point_in_time_join
-    from keel.features.versions import resolve_feature, stored_definition
+    from keel.features.versions import resolve_feature
 
     if sample < 1:
         raise InvalidInput(f"invalid sample {sample}: expected a number of requests, at least 1")
@@ -182,24 +182,13 @@ def measure_skew(
             origin[c] = (trained.ref, newest.ref)
     served = {c: rows.column(c).to_pylist() for c in rows.column_names if c != "ts"}
     for need in on_demand:
-        version_ = resolve_feature(ws, need["ref"])
-        function = stored_definition(ws, version_).function
         reads = [c for v in views if v["name"] in need["inputs"] for c in v["columns"]]
-        values: list[Any] = []
-        for i in range(rows.num_rows):
-            row = {c: served[c][i] for c in served}
-            row.update({c: offline[c][i] for c in offline})
-            if any(row.get(c) is None for c in reads):
-                values.append(None)
-                continue
-            try:
-                values.append(function(row))
-            except Exception as exc:  # noqa: BLE001 - the user's function: said in one line
-                raise InvalidInput(
-                    f"on-demand feature {need['name']} failed offline on a logged request: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from None
-        offline[need["name"]] = values
+        # each logged request with the offline values in place of the served ones
+        requests = [
+            {**{c: served[c][i] for c in served}, **{c: offline[c][i] for c in offline}}
+            for i in range(rows.num_rows)
+        ]
+        offline[need["name"]] = computed(ws, resolve_feature(ws, need["ref"]), requests, reads)
         origin[need["name"]] = (need["ref"], need["ref"])
     for feature in features:
         differ = 0
