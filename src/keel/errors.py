@@ -106,7 +106,8 @@ class CorruptObject(StorageError):
 
 
 def listed(items: Iterable[Any], limit: int = 20, sep: str = ", ") -> str:
-    """Choices for an error message, cut short with how many more there are.
+    """Choices for an error message, cut short with how many more there are (a helper of the
+    messages, not an error class: outside ``__all__``, which lists the error tree).
 
     >>> listed(["a", "b", "c"], limit=2)
     'a, b (and 1 more)'
