@@ -29,7 +29,6 @@ __all__ = [
     "NotFound",
     "StorageError",
     "WorkspaceNotFound",
-    "listed",
 ]
 
 
