@@ -150,3 +150,12 @@ def test_bad_value_matrices_are_refused(wine: Wine, tmp_path: Path) -> None:
         assert expected in one_error_line(
             run_keel(*EVALUATE, "--value-matrix", str(path), cwd=wine.root)
         )
+
+
+def test_a_multiclass_model_is_not_gated_against_a_binary_one(wine: Wine) -> None:
+    binary = LogisticRegression(max_iter=5000).fit(wine.X, wine.y == "barolo")
+    with keel.start_run(workspace=wine.ws, capture_code=False) as run:
+        run.log_model(binary, "barolo", input_example=wine.X.head())
+    line = one_error_line(run_keel("gate", "barolo/v1", "--against", "wine/v1", "--data", "wine@v1",
+                                   "--target", "cultivar", cwd=wine.root))  # fmt: skip
+    assert "do not answer the same question" in line or "classes the model never saw" in line

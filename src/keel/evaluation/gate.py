@@ -287,7 +287,9 @@ def gate(
         raise InvalidInput(f"the challenger and the champion are the same version ({a.ref})")
     sa = score_model(a, frame, target, pol.threshold, data_ref, positive_class)
     sb = score_model(b, frame, target, pol.threshold, data_ref, positive_class)
-    if sa.task != sb.task or sa.classes != sb.classes:
+    # a multi-class model is judged only against one of the same classes (a binary
+    # classifier against a model that records no classes is judged as before)
+    if "multiclass" in (sa.task, sb.task) and (sa.task != sb.task or sa.classes != sb.classes):
         raise InvalidInput(
             f"{a.ref} and {b.ref} do not answer the same question ({sa.task}"
             + (f" over {listed(sa.classes, 10)}" if sa.classes else "")
