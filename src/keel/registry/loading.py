@@ -77,10 +77,10 @@ def _installed(dist: str) -> str | None:
 def load_version(ws: Workspace, version: ModelVersion) -> LoadedModel:
     """Read the version's files (each verified against its digest) and deserialize them."""
     flavor = get_flavor(version.flavor)
-    tree = Tree.decode(ws.objects.get(version.oid))
-    files = {e.path: b"".join(iter_content(ws.objects, e.oid, e.chunked)) for e in tree}
-    saved = SavedModel(files, version.format, version.details, version.frameworks)
-    model = flavor.load(saved)
+    if version.format in getattr(flavor, "cached_formats", ()):
+        model = _load_through_cache(ws, version, flavor)
+    else:
+        model = flavor.load(_read(ws, version))
     differ = [
         f"{dist} {saved_with} (here {_installed(dist) or 'absent'})"
         for dist, saved_with in version.frameworks.items()
@@ -93,3 +93,99 @@ def load_version(ws: Workspace, version: ModelVersion) -> LoadedModel:
             stacklevel=3,
         )
     return LoadedModel(version, model)
+
+
+def _read(ws: Workspace, version: ModelVersion) -> SavedModel:
+    tree = Tree.decode(ws.objects.get(version.oid))
+    files = {e.path: b"".join(iter_content(ws.objects, e.oid, e.chunked)) for e in tree}
+    return SavedModel(files, version.format, version.details, version.frameworks)
+
+
+# -- the load cache ------------------------------------------------------------
+#
+# A format whose loader is slow to start (skops imports every estimator module of
+# scikit-learn to list the types it trusts: most of a short command's time) is loaded
+# once per environment; what it rebuilt is kept as a pickle in the object store, named
+# in ``object_refs`` (owner: the version's digest; role: the environment). Later loads
+# with the same Python and framework versions unpickle those verified bytes, which keel
+# itself wrote: the security model's rule for pickle. Another environment loads the
+# original format again and takes the entry over, so an upgrade leaves nothing behind
+# for `keel gc` to keep. A cache that cannot be read or written costs speed, never a load.
+
+_CACHE_OWNER = "model_load"
+
+
+def _environment(version: ModelVersion) -> str:
+    """What a pickle of the rebuilt model depends on, as 32 hex digits."""
+    import json
+    import sys
+
+    from keel.store.objects import hash_bytes
+
+    dists = sorted({*version.frameworks, "numpy", "scipy"} - {"onnx-opset"})
+    described = {
+        "python": sys.version,
+        "pickle": 5,
+        "format": version.format,
+        "frameworks": {dist: _installed(dist) for dist in dists},
+    }
+    return hash_bytes(json.dumps(described, sort_keys=True).encode())[:32]
+
+
+def _load_through_cache(ws: Workspace, version: ModelVersion, flavor: Any) -> Any:
+    from keel.errors import StorageError
+    from keel.registry.flavors.contract import unpickle
+
+    saved = _read(ws, version)  # verified even when not deserialized: altered is refused
+    rows = ws.db.fetch_all(
+        "SELECT oid FROM object_refs WHERE owner_kind = ? AND owner_id = ? AND role = ?",
+        (_CACHE_OWNER, version.oid, _environment(version)),
+    )
+    if rows:
+        try:
+            return unpickle(ws.objects.get(str(rows[0][0])))
+        except StorageError:
+            pass  # collected, or altered on disk (refused by its digest): load the original
+    model = flavor.load(saved)
+    remember_loaded(ws, version, model)
+    return model
+
+
+def remember_loaded(ws: Workspace, version: ModelVersion, model: Any) -> None:
+    """Keep ``model`` (what loading ``version`` rebuilds, in this environment) for the next
+    load. Never fails: a read-only or busy store, or a model pickle refuses, costs speed."""
+    import pickle
+
+    from keel.store.db import object_refs
+
+    if version.format not in getattr(get_flavor(version.flavor), "cached_formats", ()):
+        return
+    env = _environment(version)
+
+    def txn(conn: Any) -> None:
+        conn.execute(
+            object_refs.delete().where(
+                (object_refs.c.owner_kind == _CACHE_OWNER) & (object_refs.c.owner_id == version.oid)
+            )
+        )
+        conn.execute(
+            object_refs.insert().values(
+                owner_kind=_CACHE_OWNER,
+                owner_id=version.oid,
+                role=env,
+                oid=oid,
+                shape="blob",
+                label=f"{version.ref} (load cache)",
+            )
+        )
+
+    try:
+        data = pickle.dumps(model, protocol=5)
+        with ws.writing_objects():
+            # Committed at once and never aborted: other objects this process staged are
+            # not ours to drop, and an object no record names is only `keel gc`'s to remove.
+            oid = ws.objects.put(data)
+            ws.objects.commit()
+            ws.db.write(txn, retry_integrity=True, durable=False)
+    except Exception:  # noqa: BLE001, S110 - a cache that cannot be written costs speed only
+        pass

@@ -95,7 +95,7 @@ def log_model(
                 return _record_with_run(
                     ws, run, name, chosen.name, saved, oid, tree.size, signature, message
                 )
-            return record_model_version(
+            version = record_model_version(
                 ws,
                 name=name,
                 run_pk=run.pk if run is not None else None,
@@ -111,6 +111,11 @@ def log_model(
         except BaseException:
             store.abort()
             raise
+    if saved.loaded is not None:
+        from keel.registry.loading import remember_loaded
+
+        remember_loaded(ws, version, saved.loaded)
+    return version
 
 
 def _record_with_run(

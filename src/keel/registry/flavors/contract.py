@@ -55,6 +55,9 @@ class SavedModel:
     format: str  # "skops", "pickle", "lightgbm-text", "xgboost-ubj", "onnx", …
     details: dict[str, Any] = field(default_factory=dict)
     frameworks: dict[str, str] = field(default_factory=dict)
+    # The model as loading these files rebuilds it, when saving had it at hand (a round
+    # trip checked): the load cache starts from it, so a first load is as fast as the next.
+    loaded: Any = None
 
 
 class Flavor(Protocol):

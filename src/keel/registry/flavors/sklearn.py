@@ -30,6 +30,8 @@ def _versions() -> dict[str, str]:
 class SklearnFlavor:
     name = "sklearn"
     package = "scikit-learn"
+    # skops imports every estimator module to start: keel keeps what it rebuilt (see loading)
+    cached_formats = ("skops",)
 
     def handles(self, model: Any) -> bool:
         return any(
@@ -49,7 +51,7 @@ class SklearnFlavor:
                 again = sio.loads(data, trusted=trusted)
                 if example is None or _same_predictions(model, again, example):
                     return SavedModel(
-                        {"model.skops": data}, "skops", {"trusted": trusted}, _versions()
+                        {"model.skops": data}, "skops", {"trusted": trusted}, _versions(), again
                     )
             except Exception:  # noqa: BLE001, S110 - skops cannot hold every estimator: fall back
                 pass
