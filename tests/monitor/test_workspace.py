@@ -63,6 +63,43 @@ def test_dataset_version_reference_uses_its_profile_and_is_recorded(
     assert full.multivariate is not None and full.multivariate.drifted
 
 
+def test_a_file_inside_a_dataset_version(ws: Workspace, tmp_path: Path) -> None:
+    folder = tmp_path / "month"
+    folder.mkdir()
+    table(2_000, 1, False).to_csv(folder / "train.csv", index=False)
+    table(2_000, 2, True).to_csv(folder / "current.csv", index=False)
+    version = keel.data.add(folder, name="month", workspace=ws)
+    report = keel.monitor.drift(
+        f"{version.ref}:train.csv", f"{version.ref}:current.csv", workspace=ws, multivariate=False
+    )
+    assert report.reference == "month@v1:train.csv" and report.current == "month@v1:current.csv"
+    assert report.dataset == "month@v1" and report.drifted
+    assert report.drifted_features and set(report.drifted_features) <= set(DRIFTED)
+    for bad, says in [
+        ("month@v1:nope.csv", "has no file 'nope.csv'"),
+        ("month@v1:", "name a file after the colon"),
+        ("month@v9:current.csv", "no version v9"),
+    ]:
+        out = _cli("drift", f"{version.ref}:train.csv", bad, cwd=Path(ws.root))
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+        assert says in out.stderr
+
+
+def test_a_pandas_index_in_a_dataset_parquet_is_not_a_column(ws: Workspace, tmp_path: Path) -> None:
+    folder = tmp_path / "indexed"
+    folder.mkdir()
+    for name, seed in (("a.parquet", 1), ("b.parquet", 2)):
+        frame = table(1_000, seed, False)
+        frame.index = frame.index * 3  # not a range: stored as a column __index_level_0__
+        frame.to_parquet(folder / name)
+    version = keel.data.add(folder, name="indexed", workspace=ws)
+    report = keel.monitor.drift(
+        f"{version.ref}:a.parquet", f"{version.ref}:b.parquet", workspace=ws
+    )
+    assert "__index_level_0__" not in report.features
+    assert set(report.features) == set(table(10, 1, False).columns)
+
+
 def test_model_reference_means_its_training_data(ws: Workspace, tmp_path: Path) -> None:
     ref, _, cur_path = _versions(ws, tmp_path)
     with keel.start_run(workspace=ws, capture_code=False) as run:

@@ -120,7 +120,8 @@ def drift_cmd(
     """Has CURRENT drifted from REFERENCE? Exit 0 no drift, 1 drift or a schema break,
     2 bad input.
 
-    Each may be a CSV or Parquet file or a dataset version (churn@v3); REFERENCE
+    Each may be a CSV or Parquet file, a dataset version (churn@v3) or a file inside
+    one (churn@v3:current.csv); REFERENCE
     may also be a model version (churn/v4, churn@champion): its training data. A
     column the model needs (its signature's inputs, --target, --prediction) missing
     from CURRENT, or of another type, is a schema break: status SCHEMA, exit 1.

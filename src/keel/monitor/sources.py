@@ -109,12 +109,37 @@ def _profile_table(profile: dict[str, Any], want: list[str] | None) -> dict[str,
     return dict(tables[0])
 
 
+def _arrow(version: Any, path: str | None = None) -> Any:
+    """A dataset version's table (or one file of it) as Arrow, as a file path is read: no
+    pandas, and a pandas index stored in Parquet is not a column."""
+    from keel.data.tables import read_table
+
+    table = read_table(version, path)
+    meta = table.schema.pandas_metadata or {}
+    index = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
+    return table.drop_columns(index) if index else table
+
+
 def _from_dataset(version: Any, want: list[str] | None) -> Side:
-    side = Side(label=version.ref, dataset=version, loader=version.to_pandas)
+    side = Side(label=version.ref, dataset=version, loader=lambda: _arrow(version))
     profile = version.profile
     if profile is not None and profile.get("tables"):
         side.profile = _profile_table(profile, want)
     return side
+
+
+def _from_dataset_file(ws: Workspace, ref: str, inner: str, role: str) -> Side:
+    """A file inside a dataset version (``churn@v2:current.csv``): read when needed."""
+    from keel.data.catalog import resolve
+
+    version = resolve(ws, ref)
+    if not inner:
+        raise InvalidInput(f"{role} {ref}: name a file after the colon ({ref}:current.csv)")
+    if not inner.lower().endswith(SUFFIXES):
+        raise BadPath(f"{role} {ref}:{inner} is not a .csv, .tsv or .parquet file")
+    return Side(
+        label=f"{version.ref}:{inner}", dataset=version, loader=lambda: _arrow(version, inner)
+    )
 
 
 def _from_model(ws: Workspace, mv: Any, want: list[str] | None) -> Side:
@@ -189,6 +214,9 @@ def load_side(
             "dataset or model "
             f"reference, or a profile; not {type(obj).__name__}"
         )
+    ref, colon, inner = obj.partition(":")
+    if colon and "@" in ref and "/" not in ref and not os.path.exists(obj):
+        return _from_dataset_file(workspace(), ref, inner, role)
     if os.path.exists(obj):
         if os.path.isdir(obj) or not obj.lower().endswith(SUFFIXES):
             raise BadPath(f"{role} {obj!r} is not a .csv, .tsv or .parquet file")
