@@ -172,9 +172,13 @@ def env() -> dict[str, str]:
     return {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
 
 
-def timed(cmd: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, str]:
+def timed(
+    cmd: list[str], cwd: Path, ok: tuple[int, ...] = (0,), src: str | None = None
+) -> tuple[float, str]:
+    """Seconds of the whole process; ``src``: run keel from that source tree instead."""
+    environ = env() if src is None else {**env(), "PYTHONPATH": src}
     t = time.perf_counter()
-    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env(), check=False)
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=environ, check=False)
     elapsed = time.perf_counter() - t
     if out.returncode not in ok:
         raise RuntimeError(f"{' '.join(cmd[:4])}… exited {out.returncode}: {out.stderr[-1500:]}")
@@ -188,6 +192,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--no-anchors", action="store_true", help="keel only (no MLflow, Evidently)")
     ap.add_argument("--only", default=",".join(KEEL_CLI), help="commands: evaluate,gate,drift,…")
+    ap.add_argument(
+        "--before",
+        metavar="SRC",
+        help="also time the CLI of another keel source tree (a checkout's src/), in turn with "
+        "this one: evaluate and gate (`git worktree add /tmp/old COMMIT`, then /tmp/old/src)",
+    )
     args = ap.parse_args()
     python = sys.executable
     keel_cli = str(Path(python).parent / "keel")
@@ -218,7 +228,7 @@ def _run(args: argparse.Namespace, python: str, keel_cli: str, work: Path) -> in
         if name not in only:
             continue
         r: dict[str, list[float]] = {
-            k: [] for k in ("cli", "proc", "first", "warm", "floor", "anchor")
+            k: [] for k in ("cli", "proc", "first", "warm", "floor", "anchor", "before")
         }
         api = KEEL_API.replace("CALL", KEEL_CALLS[name])
         for i in range(args.runs + 1):  # the first round warms the page cache: not counted
@@ -229,11 +239,14 @@ def _run(args: argparse.Namespace, python: str, keel_cli: str, work: Path) -> in
             anchor = None
             if name in anchors:
                 anchor, _ = timed([anchors[name][0], "-c", anchors[name][1], str(work)], work)
+            before = None
+            if args.before and name in ("evaluate", "gate"):
+                before, _ = timed([keel_cli, *cli_args], ws, ok=(0, 1), src=args.before)
             if i == 0:
                 continue
             doc = json.loads(out.strip().splitlines()[-1])
             for key, value in [("cli", cli), ("proc", proc), ("first", doc["first"]),
-                               ("warm", doc["warm"]), ("floor", floor), ("anchor", anchor)]:  # fmt: skip
+                               ("warm", doc["warm"]), ("floor", floor), ("anchor", anchor), ("before", before)]:  # fmt: skip
                 if value is not None:
                     r[key].append(value)
         results[name] = r
@@ -257,9 +270,18 @@ def _run(args: argparse.Namespace, python: str, keel_cli: str, work: Path) -> in
                 "< 1 s: " + ("PASS" if cli < 1.0 else "MISS"),
             ]
         )
+        if args.before:
+            before_ratio = [b / c for b, c in zip(r["before"], r["cli"], strict=False)]
+            rows[-1].insert(
+                2,
+                f"{median(r['before']):.2f} s ({median(before_ratio):.2f}x)"
+                if r["before"]
+                else "-",
+            )
     headers = [
         "command",
         "keel CLI",
+        *(["before (it/CLI)"] if args.before else []),
         "Python process (CLI/it)",
         "Python call first / warm",
         "import floor",

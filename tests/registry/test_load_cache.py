@@ -165,3 +165,16 @@ def test_a_cache_that_cannot_be_written_costs_only_speed(
     expected = logged.load().predict(X)  # loads skops too: the cache is still not written
     assert list(keel.load_model("m/v1", workspace=ws).predict(X)) == list(expected)
     assert _entries(ws) == []
+
+
+def test_on_postgresql_too(pg_ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    with keel.start_run(workspace=pg_ws, capture_code=False) as run:
+        mv = run.log_model(LogisticRegression().fit(X, Y), "m", input_example=X)
+    assert [e.owner_id for e in _entries(pg_ws)] == [mv.oid]
+    flavor = loading.get_flavor("sklearn")
+    monkeypatch.setattr(type(flavor), "load", lambda self, saved: pytest.fail("skops loaded"))
+    assert list(keel.load_model("m/v1", workspace=pg_ws).predict(X)) == list(
+        LogisticRegression().fit(X, Y).predict(X)
+    )
