@@ -263,16 +263,25 @@ def _overwrite(ws: Workspace, oid: str, data: bytes) -> None:
 
 @pytest.fixture
 def load_calls(monkeypatch: pytest.MonkeyPatch, case: Case) -> list[int]:
-    """Counts calls of the flavor's ``load`` (where deserialization happens)."""
+    """Counts deserializations: calls of the flavor's ``load``, and of the registry's load
+    cache (which unpickles what a slow format rebuilt, instead of calling ``load``)."""
+    from keel.registry.flavors import contract
+
     flavor = get_flavor(case.flavor)
     calls: list[int] = []
     real = flavor.load
+    real_unpickle = contract.unpickle
 
     def spy(saved: Any) -> Any:
         calls.append(1)
         return real(saved)
 
+    def spy_unpickle(data: bytes) -> Any:
+        calls.append(1)
+        return real_unpickle(data)
+
     monkeypatch.setattr(flavor, "load", spy)
+    monkeypatch.setattr(contract, "unpickle", spy_unpickle)  # the flavors bound their own
     return calls
 
 

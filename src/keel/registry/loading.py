@@ -134,7 +134,7 @@ def _environment(version: ModelVersion) -> str:
 
 def _load_through_cache(ws: Workspace, version: ModelVersion, flavor: Any) -> Any:
     from keel.errors import StorageError
-    from keel.registry.flavors.contract import unpickle
+    from keel.registry.flavors import contract
 
     saved = _read(ws, version)  # verified even when not deserialized: altered is refused
     rows = ws.db.fetch_all(
@@ -143,9 +143,11 @@ def _load_through_cache(ws: Workspace, version: ModelVersion, flavor: Any) -> An
     )
     if rows:
         try:
-            return unpickle(ws.objects.get(str(rows[0][0])))
-        except StorageError:
-            pass  # collected, or altered on disk (refused by its digest): load the original
+            return contract.unpickle(ws.objects.get(str(rows[0][0])))
+        except (StorageError, contract.ModelCodeMissing):
+            # Collected, altered on disk (refused by its digest), or a framework that cannot
+            # be imported here: the original format loads, or says exactly what is missing.
+            pass
     model = flavor.load(saved)
     remember_loaded(ws, version, model)
     return model
