@@ -138,12 +138,31 @@ class Runtime:
         from keel.deploy.fields import declare_fields
 
         declare_fields(self.ws, self.config.model, self.config.extra_fields)
+        self._warm()
         self.routing = self._build(routing_state(self.ws, self.config.model, self.config.alias))
         self._limit_threads()
         self.writer.start()
         self.ready = True
         self._thread = threading.Thread(target=self._watch, name="keel-serve-watch", daemon=True)
         self._thread.start()
+
+    def _warm(self) -> None:
+        """Before serving: import what loading any version of the model may need (the flavor's
+        ``warm``), so a version swapped in under load loads without importing."""
+        from keel.registry.flavors import get_flavor
+
+        rows = self.ws.db.fetch_all(
+            "SELECT DISTINCT v.flavor FROM model_versions v JOIN models m ON m.id = v.model_id "
+            "WHERE m.name = ?",
+            (self.config.model,),
+        )
+        for (name,) in rows:
+            warm = getattr(get_flavor(str(name)), "warm", None)
+            if warm is not None:
+                try:
+                    warm()
+                except ImportError:
+                    pass  # the framework is absent: loading its versions says so, once needed
 
     def _limit_threads(self) -> None:
         from threadpoolctl import threadpool_limits

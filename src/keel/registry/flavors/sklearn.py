@@ -33,6 +33,19 @@ class SklearnFlavor:
     # skops imports every estimator module to start: keel keeps what it rebuilt (see loading)
     cached_formats = ("skops",)
 
+    def warm(self) -> None:
+        """Import every estimator module now, as a skops load used to as a side effect. A
+        server calls it before it is ready: a version loaded later (a swap, a rollback)
+        then imports nothing, which under load took seconds, each file read waiting for
+        the busy request threads to hand the interpreter back."""
+        import warnings
+
+        from sklearn.utils import all_estimators
+
+        with warnings.catch_warnings():  # modules nobody asked for: their notices are noise
+            warnings.simplefilter("ignore")
+            all_estimators()
+
     def handles(self, model: Any) -> bool:
         return any(
             c.__module__.startswith("sklearn.") and c.__name__ == "BaseEstimator"
