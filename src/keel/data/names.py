@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from keel.errors import BadName, BadRef
 from keel.names import NAME_RULE, check_name
 
-__all__ = ["NAME_RULE", "VersionRef", "check_name", "parse_ref"]
+__all__ = ["NAME_RULE", "VersionRef", "check_name", "parse_ref", "split_file_ref"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _NUMBER = re.compile(r"v([1-9][0-9]{0,9})")
@@ -33,6 +33,21 @@ class VersionRef:
         if self.digest_prefix is not None:
             return f"{self.name}@{self.digest_prefix}" if self.name else self.digest_prefix
         return str(self.name)
+
+
+def split_file_ref(text: str) -> tuple[str, str | None]:
+    """A file inside a dataset version, ``churn@v2:test.csv``, as ``("churn@v2", "test.csv")``;
+    anything else as ``(text, None)``. The file part may be empty: the caller refuses it.
+
+    >>> split_file_ref("churn@v2:test.csv")
+    ('churn@v2', 'test.csv')
+    >>> split_file_ref("data/test.csv")
+    ('data/test.csv', None)
+    """
+    ref, colon, inner = text.partition(":")
+    if colon and "@" in ref and "/" not in ref:
+        return ref, inner
+    return text, None
 
 
 def parse_ref(text: str) -> VersionRef:

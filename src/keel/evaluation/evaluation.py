@@ -158,16 +158,15 @@ def _frame(ws: Workspace, data: Any) -> tuple[Any, str, int | None]:
         return _read_file(os.fspath(data)), os.fspath(data), None
     if isinstance(data, str | DatasetVersion):
         from keel.data.catalog import resolve, version_id
+        from keel.data.names import split_file_ref
 
         inner = None
         if isinstance(data, DatasetVersion):
             version = data
         else:
-            ref, sep, rest = data.partition(":")
-            if sep and "@" in ref:
-                inner = rest
+            ref, inner = split_file_ref(data)
             try:
-                version = resolve(ws, ref if sep and "@" in ref else data)
+                version = resolve(ws, ref)
             except (NotFound, InvalidInput) as exc:
                 if "/" in data or data.lower().endswith((".csv", ".parquet", ".tsv")):
                     raise InvalidInput(f"data {data!r}: no such file; expected {_DATA_FORMS}") from None
@@ -226,9 +225,8 @@ def _training_rows(ws: Workspace, frame: Any, inputs: list[tuple[int, str]], vid
         common = [c for c in frame.columns if c in train.columns]
         if not common:
             continue
-        seen = set(pd.util.hash_pandas_object(train[common], index=False).tolist())
-        hashes = pd.util.hash_pandas_object(frame[common], index=False).to_numpy()
-        mask |= np.fromiter((h in seen for h in hashes), dtype=bool, count=len(hashes))
+        seen = pd.util.hash_pandas_object(train[common], index=False).to_numpy()
+        mask |= np.isin(pd.util.hash_pandas_object(frame[common], index=False).to_numpy(), seen)
     return mask
 
 

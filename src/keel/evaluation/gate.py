@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import InvalidInput, listed
-from keel.evaluation.metrics import HIGHER_IS_BETTER, compute_metrics
+from keel.evaluation.metrics import HIGHER_IS_BETTER, class_probabilities, compute_metrics
 from keel.evaluation.policy import WHOLE_SAMPLE, Policy, load_policy
 
 if TYPE_CHECKING:
@@ -105,8 +105,7 @@ def _row_losses(metric: str, s: Scored, outcome: Outcome | None) -> Any:
         if s.scores is None:
             raise InvalidInput(f"{metric} needs a model with probabilities")
         if s.task == "multiclass":
-            p = np.clip(s.scores, 1e-15, 1.0)
-            p = p / p.sum(axis=1, keepdims=True)
+            p = class_probabilities(s.scores)
             mine = p[np.arange(len(y)), y]  # the probability given to the true class
             if metric == "logloss":
                 return -np.log(mine)

@@ -17,6 +17,7 @@ __all__ = [
     "MULTICLASS",
     "REGRESSION",
     "calibration_error",
+    "class_probabilities",
     "compute_metrics",
 ]
 
@@ -124,10 +125,18 @@ def compute_metrics(
     return out
 
 
+def class_probabilities(scores: Any) -> Any:
+    """A multi-class model's scores as probabilities: each above zero (log loss takes their
+    logarithm), each row summing to one."""
+    import numpy as np
+
+    p = np.clip(np.asarray(scores, dtype=float), 1e-15, 1.0)
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def _multiclass(y: Any, p: Any, scores: Any | None, classes: list[Any]) -> dict[str, float | None]:
     """Accuracy, macro and weighted F1, macro precision and recall, each class's precision
     and recall (``precision[setosa]``), log loss and one-vs-rest AUC."""
-    import numpy as np
     from sklearn import metrics as m
 
     labels = list(range(len(classes)))
@@ -145,12 +154,9 @@ def _multiclass(y: Any, p: Any, scores: Any | None, classes: list[Any]) -> dict[
         ),
     }
     if scores is not None:
-        s = np.clip(np.asarray(scores, dtype=float), 1e-15, 1.0)
-        out["logloss"] = _safe(lambda: m.log_loss(y, s / s.sum(axis=1, keepdims=True), labels=labels))
-        out["auc_ovr"] = _safe(
-            lambda: m.roc_auc_score(y, s / s.sum(axis=1, keepdims=True), multi_class="ovr",
-                                    labels=labels)
-        )  # fmt: skip
+        s = class_probabilities(scores)
+        out["logloss"] = _safe(lambda: m.log_loss(y, s, labels=labels))
+        out["auc_ovr"] = _safe(lambda: m.roc_auc_score(y, s, multi_class="ovr", labels=labels))
     precision, recall, _, _ = m.precision_recall_fscore_support(
         y, p, labels=labels, zero_division=0
     )

@@ -37,13 +37,10 @@ from keel.evaluation.outcomes import ValueMatrix
 
 __all__ = ["GATE_METRICS", "WHOLE_SAMPLE", "Guardrail", "Policy", "PolicyError", "load_policy"]
 
-GATE_METRICS = (
-    "value", "auc", "logloss", "brier", "accuracy", "mae", "rmse", "mape",
-    # multi-class models: compared by a paired bootstrap of the metric's difference
-    "f1_macro", "f1_weighted", "precision_macro", "recall_macro", "auc_ovr",
-)  # fmt: skip
-# metrics that are not a mean over rows: the gate resamples rows, pairs kept, instead
+# metrics that are not a mean over rows (multi-class models'): the gate compares them by a
+# paired bootstrap of their difference, the same resampled rows for both models
 WHOLE_SAMPLE = ("f1_macro", "f1_weighted", "precision_macro", "recall_macro", "auc_ovr")
+GATE_METRICS = ("value", "auc", "logloss", "brier", "accuracy", "mae", "rmse", "mape", *WHOLE_SAMPLE)
 
 
 class PolicyError(InvalidInput):

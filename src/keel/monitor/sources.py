@@ -85,10 +85,9 @@ def read_path(path: str) -> Any:
             # Text stays dictionary-encoded as the file holds it: its codes need no hashing.
             schema = pq.read_schema(path, memory_map=True)
             text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-            table = pq.ParquetFile(path, memory_map=True, read_dictionary=text or None).read()
-            meta = table.schema.pandas_metadata or {}
-            index = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
-            return table.drop_columns(index) if index else table  # an index is not a column
+            return _without_index(
+                pq.ParquetFile(path, memory_map=True, read_dictionary=text or None).read()
+            )
         return pacsv.read_csv(
             path,
             parse_options=pacsv.ParseOptions(delimiter="\t" if lower.endswith(".tsv") else ","),
@@ -109,15 +108,18 @@ def _profile_table(profile: dict[str, Any], want: list[str] | None) -> dict[str,
     return dict(tables[0])
 
 
-def _arrow(version: Any, path: str | None = None) -> Any:
-    """A dataset version's table (or one file of it) as Arrow, as a file path is read: no
-    pandas, and a pandas index stored in Parquet is not a column."""
-    from keel.data.tables import read_table
-
-    table = read_table(version, path)
+def _without_index(table: Any) -> Any:
+    """An Arrow table without the pandas index a Parquet file stored: an index is no column."""
     meta = table.schema.pandas_metadata or {}
     index = [c for c in meta.get("index_columns", []) if isinstance(c, str)]
     return table.drop_columns(index) if index else table
+
+
+def _arrow(version: Any, path: str | None = None) -> Any:
+    """A dataset version's table (or one file of it) as Arrow, as a file path is read."""
+    from keel.data.tables import read_table
+
+    return _without_index(read_table(version, path))
 
 
 def _from_dataset(version: Any, want: list[str] | None) -> Side:
@@ -214,9 +216,12 @@ def load_side(
             "dataset or model "
             f"reference, or a profile; not {type(obj).__name__}"
         )
-    ref, colon, inner = obj.partition(":")
-    if colon and "@" in ref and "/" not in ref and not os.path.exists(obj):
-        return _from_dataset_file(workspace(), ref, inner, role)
+    if ":" in obj and not os.path.exists(obj):
+        from keel.data.names import split_file_ref
+
+        ref, inner = split_file_ref(obj)
+        if inner is not None:
+            return _from_dataset_file(workspace(), ref, inner, role)
     if os.path.exists(obj):
         if os.path.isdir(obj) or not obj.lower().endswith(SUFFIXES):
             raise BadPath(f"{role} {obj!r} is not a .csv, .tsv or .parquet file")

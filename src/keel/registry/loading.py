@@ -77,7 +77,7 @@ def _installed(dist: str) -> str | None:
 def load_version(ws: Workspace, version: ModelVersion) -> LoadedModel:
     """Read the version's files (each verified against its digest) and deserialize them."""
     flavor = get_flavor(version.flavor)
-    if version.format in getattr(flavor, "cached_formats", ()):
+    if _cached(flavor, version):
         model = _load_through_cache(ws, version, flavor)
     else:
         model = flavor.load(_read(ws, version))
@@ -113,6 +113,11 @@ def _read(ws: Workspace, version: ModelVersion) -> SavedModel:
 # for `keel gc` to keep. A cache that cannot be read or written costs speed, never a load.
 
 _CACHE_OWNER = "model_load"
+
+
+def _cached(flavor: Any, version: ModelVersion) -> bool:
+    """Whether ``version``'s format goes through the load cache (its flavor says so)."""
+    return version.format in getattr(flavor, "cached_formats", ())
 
 
 def _environment(version: ModelVersion) -> str:
@@ -160,7 +165,7 @@ def remember_loaded(ws: Workspace, version: ModelVersion, model: Any) -> None:
 
     from keel.store.db import object_refs
 
-    if version.format not in getattr(get_flavor(version.flavor), "cached_formats", ()):
+    if not _cached(get_flavor(version.flavor), version):
         return
     env = _environment(version)
 

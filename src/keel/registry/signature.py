@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from keel.errors import InvalidInput
+from keel.errors import InvalidInput, listed
 
 __all__ = [
     "ColumnSpec",
@@ -382,7 +382,7 @@ def _enforce_columns(sig: Signature, inputs: Any, strict: bool = False) -> Any:
 
         warnings.warn(
             f"dropped {len(extra)} column(s) the model's signature does not name: "
-            f"{', '.join(extra[:10])}{' …' if len(extra) > 10 else ''} (strict=True refuses them)",
+            f"{listed(extra, 10)} (strict=True refuses them)",
             DroppedColumnsWarning,
             stacklevel=4,
         )
