@@ -513,14 +513,30 @@ def computed(
     set and for an online lookup. Null where a column it reads is null or NaN (no value)."""
     from keel.features.versions import stored_definition
 
-    feature = stored_definition(ws, version)
+    return on_demand_values(
+        stored_definition(ws, version).function,
+        rows,
+        reads,
+        lambda i, exc: _failed(f"on-demand feature {version.name} failed on a row", exc),
+    )
+
+
+def on_demand_values(
+    function: Callable[[dict[str, Any]], Any],
+    rows: list[dict[str, Any]],
+    reads: list[str],
+    failed: Callable[[int, Exception], Exception],
+) -> list[Any]:
+    """``function`` of each row, null where a column it reads is null or NaN (no value): the
+    one rule for training sets, online lookups, skew and the server. When the function
+    raises on row ``i``, ``failed(i, exc)`` is raised instead."""
     values: list[Any] = []
-    for row in rows:
+    for i, row in enumerate(rows):
         if any((v := row.get(c)) is None or (isinstance(v, float) and v != v) for c in reads):
             values.append(None)
             continue
         try:
-            values.append(feature.function(row))
-        except Exception as exc:  # noqa: BLE001 - the user's function: said in one line
-            raise _failed(f"on-demand feature {version.name} failed on a row", exc) from None
+            values.append(function(row))
+        except Exception as exc:  # noqa: BLE001 - the user's function: the caller says it
+            raise failed(i, exc) from None
     return values

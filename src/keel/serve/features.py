@@ -161,20 +161,18 @@ class FeatureAssembler:
             batch.columns.update(columns)
             if problems:
                 raise SignatureError(problems)
+        if self.on_demand:
+            from keel.features.build import on_demand_values
+
+            rows = [{c: batch.columns[c][i] for c in batch.columns} for i in range(n)]
         for name, function, reads in self.on_demand:
-            values: list[Any] = []
-            for i in range(n):
-                row = {c: batch.columns[c][i] for c in batch.columns}
-                if any(row.get(c) is None for c in reads):
-                    values.append(None)
-                    continue
-                try:
-                    values.append(function(row))
-                except Exception as exc:  # noqa: BLE001 - the user's function: one line, 422
-                    raise InvalidInput(
-                        f"on-demand feature {name} failed on inputs[{i}]: {type(exc).__name__}: {exc}"
-                    ) from None
-            batch.columns[name] = values
+
+            def failed(i: int, exc: Exception, name: str = name) -> InvalidInput:
+                return InvalidInput(  # the user's function raised: one line, 422
+                    f"on-demand feature {name} failed on inputs[{i}]: {type(exc).__name__}: {exc}"
+                )
+
+            batch.columns[name] = on_demand_values(function, rows, reads, failed)
         for column in self.provided:
             spec = self.specs.get(column)
             if spec is None:
