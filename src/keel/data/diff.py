@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from keel.data.version import DatasetVersion
 
-__all__ = ["DatasetDiff", "diff_versions"]
+__all__ = ["DatasetDiff", "diff_versions", "within_float_noise"]
 
 
 @dataclass
@@ -96,10 +96,11 @@ def _rate(c: dict[str, Any]) -> float:
     return c["nulls"] / c["count"] if c["count"] else 0.0
 
 
-def _within_noise(x: Any, y: Any, scale: float) -> bool:
-    """Two statistics equal but for float rounding (relative to their size or the spread).
+def within_float_noise(x: Any, y: Any, scale: float = 1.0) -> bool:
+    """Two numbers equal but for float rounding: within 1e-9 of the larger of them and
+    ``scale`` (a spread, or 1). Shared by `keel data diff` and `keel features skew`.
 
-    >>> _within_noise(0.1 + 0.2, 0.3, 1.0), _within_noise(1.0, 1.001, 1.0)
+    >>> within_float_noise(0.1 + 0.2, 0.3), within_float_noise(1.0, 1.001)
     (True, False)
     """
     if x is None or y is None:
@@ -120,7 +121,7 @@ def _column_shift(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         # the same values summed in another order differ in the last bits: that is no change
         scale = max(abs(a["std"] or 0.0), abs(b["std"] or 0.0))
         for stat in ("mean", "std", "min", "max"):
-            if not _within_noise(a[stat], b[stat], scale):
+            if not within_float_noise(a[stat], b[stat], scale):
                 shift[stat] = [a[stat], b[stat]]
         if a["std"] > 0 and "mean" in shift:
             moved = round((b["mean"] - a["mean"]) / a["std"], 4)

@@ -31,7 +31,6 @@ __all__ = ["measure_skew"]
 
 _AT = "__keel_at"
 _OFFLINE = "__keel_offline_"
-TOLERANCE = 1e-9
 
 
 def _offline_version(ws: Workspace, ref: str) -> tuple[FeatureVersion, FeatureVersion]:
@@ -115,8 +114,10 @@ def _differs(served: Any, offline: Any) -> tuple[bool, float | None]:
         return (served is None) != (offline is None), None
     numbers = (int, float)
     if isinstance(served, numbers) and isinstance(offline, numbers) and not isinstance(served, bool):
-        gap = abs(float(served) - float(offline))
-        return gap > TOLERANCE * max(1.0, abs(float(served)), abs(float(offline))), gap
+        from keel.data.diff import within_float_noise
+
+        served, offline = float(served), float(offline)
+        return not within_float_noise(served, offline), abs(served - offline)
     return str(served) != str(offline), None
 
 
